@@ -1,0 +1,58 @@
+# u2net.c - build, test, install.
+#   make            library (build/libu2net.a, build/libu2net.so) and program (build/u2net)
+#   make test       every test; ends with "N passed, M failed, K skipped"
+#   make weights    converts ../shared/weights/u2netp-fp16.onnx to weights/u2netp.u2nc
+#   make PYTHON=... the interpreter with numpy (and torch for the reference tests)
+
+PYTHON   ?= /usr/bin/python3
+CC       ?= cc
+BUILD    ?= build
+SHARED   ?= ../shared
+OPT      ?= -O3
+CFLAGS   ?= $(OPT) -g
+WARN     := -Wall -Wextra -Werror
+CPPFLAGS += -Iengine -Ikernels -D_DEFAULT_SOURCE
+ALL_CFLAGS := -std=c11 $(WARN) -fPIC -fopenmp $(CFLAGS)
+LDLIBS   += -lopenblas -lm
+LDFLAGS  += -fopenmp
+
+ENGINE_SRC  := $(wildcard engine/*.c)
+KERNEL_SRC  := $(wildcard kernels/*.c)
+PROGRAM_SRC := $(wildcard src/*.c)
+LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
+PROGRAM_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PROGRAM_SRC))
+TEST_BINS   := $(BUILD)/test_kernels
+
+.PHONY: all test weights clean
+all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net
+
+$(BUILD)/%.o: %.c $(wildcard engine/*.h kernels/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libu2net.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libu2net.so: $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/u2net: $(PROGRAM_OBJ) $(BUILD)/libu2net.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_kernels: tests/test_kernels.c $(BUILD)/libu2net.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The default model, converted from the shared weights when they are present.
+weights/u2netp.u2nc: tools/convert.py tools/u2net_format.py
+	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then \
+	  $(PYTHON) tools/convert.py $(SHARED)/weights/u2netp-fp16.onnx -o $@ --force; \
+	else echo "no $(SHARED)/weights/u2netp-fp16.onnx: see README.md for getting weights"; fi
+weights: weights/u2netp.u2nc
+
+test: all $(TEST_BINS)
+	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then $(MAKE) --no-print-directory weights; fi
+	U2NET_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run.py $(TESTS)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,94 @@
+/* internal.h - the engine's private structures: the loaded model and the
+ * per-context execution plan. */
+#ifndef U2NET_INTERNAL_H
+#define U2NET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "u2net.h"
+
+/* Limits on what a model file may describe, checked before anything is
+ * allocated from its numbers. */
+#define U2NET_MAX_STAGES 31          /* up to 16 encoder levels */
+#define U2NET_MAX_HEIGHT 16          /* RSU height L */
+#define U2NET_MAX_CHANNELS 8192
+#define U2NET_MAX_FILE_BYTES ((uint64_t)4 << 30)
+
+enum { STAGE_RSU = 1, STAGE_RSU_F = 2 };
+enum { ROLE_ENCODER = 0, ROLE_DECODER = 1 };
+
+/* One convolution with folded BatchNorm: weight [cout, cin, k, k], bias [cout]. */
+typedef struct {
+    const float *weight;
+    const float *bias;
+    int cin, cout, k, dilation;
+} conv_params;
+
+/* One RSU block. conv[] in file order: rebnconvin, rebnconv1..L,
+ * rebnconv(L-1)d..rebnconv1d, i.e. conv[L + (L - i)] is rebnconv{i}d. */
+typedef struct {
+    int kind, height, in_ch, mid_ch, out_ch, role;
+    conv_params *conv;  /* 2 * height entries */
+} stage_desc;
+
+struct u2net_model {
+    char name[33];
+    int in_channels, out_channels, default_size;
+    int n_levels;            /* encoder stages n; decoder stages n-1 */
+    int n_stages;            /* 2n - 1: encoders then decoders, deep to shallow */
+    stage_desc stages[U2NET_MAX_STAGES];
+    conv_params side[U2NET_MAX_OUTPUTS]; /* side1..siden */
+    conv_params fuse;                    /* outconv, 1x1 */
+    size_t param_count;
+    conv_params *conv_storage;           /* all stages' conv[] arrays */
+    void *map;                           /* the mmapped file */
+    size_t map_bytes;
+    float *converted;                    /* float32 copy of float16 data, or NULL */
+};
+
+/* A [c, h, w] tensor inside a planned buffer: buffer id and float offset. */
+typedef struct {
+    int buf;
+    size_t off;
+    int c, h, w;
+} view;
+
+enum { BUF_INPUT = -1 };  /* the caller's input image */
+
+typedef enum { OP_CONV3X3, OP_CONV1X1, OP_MAXPOOL, OP_RESIZE, OP_SIGMOID } op_kind;
+
+typedef struct {
+    op_kind kind;
+    view in, out, residual;     /* residual.buf is -2 when there is none */
+    const conv_params *conv;    /* for the convolutions */
+    int relu;
+} op;
+
+typedef struct {
+    size_t floats;       /* size, rounded up to 16 floats (64 bytes) */
+    int first, last;     /* op indices of first and last use */
+    size_t offset;       /* in the arena, assigned by the planner */
+} buffer;
+
+/* Everything planned for one input size. */
+typedef struct {
+    int h, w;
+    op *ops;
+    int n_ops, cap_ops;
+    buffer *bufs;
+    int n_bufs, cap_bufs;
+    view outputs;           /* [n_levels + 1, h, w] */
+    size_t arena_floats;
+    size_t scratch_floats;  /* per thread, for conv3x3_dilated_im2col */
+} plan;
+
+int plan_build(plan *p, const u2net_model *m, int h, int w, u2net_error *err);
+void plan_free(plan *p);
+
+void set_error(u2net_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n);
+
+#endif

@@ -1,0 +1,46 @@
+/* resize.c - bilinear resize to an exact size, PyTorch align_corners=False.
+ *
+ * For each output coordinate, as PyTorch's CPU upsample_bilinear2d does it in
+ * float: scale = in/out, src = scale*(dst+0.5)-0.5 clamped below at 0,
+ * i0 = floor(src), i1 = i0+1 clamped to in-1, l1 = src-i0, l0 = 1-l1;
+ * out = l0y*(l0x*v00 + l1x*v01) + l1y*(l0x*v10 + l1x*v11). */
+#include "kernels.h"
+
+typedef struct { int i0, i1; float l0, l1; } tap;
+
+static inline tap tap_at(float scale, int in, int d)
+{
+    float src = scale * ((float)d + 0.5f) - 0.5f;
+    if (src < 0.0f)
+        src = 0.0f;
+    int i0 = (int)src;
+    if (i0 > in - 1)
+        i0 = in - 1;
+    tap t;
+    t.i0 = i0;
+    t.i1 = i0 < in - 1 ? i0 + 1 : i0;
+    t.l1 = src - (float)i0;
+    t.l0 = 1.0f - t.l1;
+    return t;
+}
+
+void resize_bilinear(const float *in, int c, int ih, int iw,
+                     float *out, int oh, int ow, int threads)
+{
+    const float sy = (float)ih / (float)oh, sx = (float)iw / (float)ow;
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float *src = in + (size_t)ch * ih * iw;
+        float *dst = out + (size_t)ch * oh * ow;
+        for (int y = 0; y < oh; y++) {
+            const tap ty = tap_at(sy, ih, y);
+            const float *r0 = src + (size_t)ty.i0 * iw;
+            const float *r1 = src + (size_t)ty.i1 * iw;
+            for (int x = 0; x < ow; x++) {
+                const tap t = tap_at(sx, iw, x);
+                dst[(size_t)y * ow + x] = ty.l0 * (t.l0 * r0[t.i0] + t.l1 * r0[t.i1]) +
+                                          ty.l1 * (t.l0 * r1[t.i0] + t.l1 * r1[t.i1]);
+            }
+        }
+    }
+}

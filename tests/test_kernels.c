@@ -1,0 +1,242 @@
+/* test_kernels.c - every fast kernel against its plain reference, and the
+ * plain kernels against their definitions, on odd sizes and every dilation.
+ * Prints one line per case and "N passed, M failed". */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include <stdarg.h>
+static void check(int ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (ok)
+        passed++;
+    else
+        failed++;
+}
+
+/* xorshift: reproducible uniform floats in [-1, 1) */
+static unsigned long long rng_state = 88172645463325252ULL;
+static float frand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1 << 23))) - 1.0f;
+}
+
+static float *rand_buf(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof(float) + 4);
+    if (!p) {
+        perror("malloc");
+        exit(2);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand() * scale;
+    return p;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m))
+            m = d; /* NaN propagates as a failure */
+    }
+    return m;
+}
+
+static void test_conv3x3(int cin, int cout, int h, int w, int d, int relu, int residual)
+{
+    const size_t hw = (size_t)h * w;
+    float *in = rand_buf((size_t)cin * hw, 1.0f);
+    float *wt = rand_buf((size_t)cout * cin * 9, 1.0f / sqrtf(9.0f * cin));
+    float *b = rand_buf((size_t)cout, 0.5f);
+    float *res = residual ? rand_buf((size_t)cout * hw, 1.0f) : NULL;
+    float *ref = malloc(cout * hw * sizeof(float));
+    float *fast1 = malloc(cout * hw * sizeof(float));
+    float *fast2 = malloc(cout * hw * sizeof(float));
+    float *scratch = malloc(2 * conv3x3_scratch_floats(cin) * sizeof(float));
+    if (!ref || !fast1 || !fast2 || !scratch) {
+        perror("malloc");
+        exit(2);
+    }
+    /* the definition, in double, for the reference kernel */
+    double worst_def = 0;
+    for (int co = 0; co < cout; co += cout > 4 ? cout / 4 : 1)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double s = b[co];
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            const int sy = y + (ky - 1) * d, sx = x + (kx - 1) * d;
+                            if (sy >= 0 && sy < h && sx >= 0 && sx < w)
+                                s += (double)wt[((size_t)co * cin + ci) * 9 + ky * 3 + kx] *
+                                     in[(size_t)ci * hw + (size_t)sy * w + sx];
+                        }
+                if (relu && s < 0)
+                    s = 0;
+                if (res)
+                    s += res[(size_t)co * hw + (size_t)y * w + x];
+                ref[(size_t)co * hw + (size_t)y * w + x] = (float)s;
+            }
+    float *ref_k = malloc(cout * hw * sizeof(float));
+    conv3x3_dilated_ref(in, cin, h, w, wt, b, cout, d, relu, res, ref_k, 2);
+    for (int co = 0; co < cout; co += cout > 4 ? cout / 4 : 1) {
+        const double e = max_abs_diff(ref + co * hw, ref_k + co * hw, hw);
+        if (e > worst_def)
+            worst_def = e;
+    }
+    check(worst_def <= 1e-5, "conv3x3_dilated_ref vs definition cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+          cin, cout, h, w, d, relu, residual, worst_def);
+    conv3x3_dilated_im2col(in, cin, h, w, wt, b, cout, d, relu, res, fast1, scratch, 1);
+    conv3x3_dilated_im2col(in, cin, h, w, wt, b, cout, d, relu, res, fast2, scratch, 2);
+    const double e = max_abs_diff(fast1, ref_k, cout * hw);
+    check(e <= 1e-5, "conv3x3_dilated_im2col vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+          cin, cout, h, w, d, relu, residual, e);
+    check(memcmp(fast1, fast2, cout * hw * sizeof(float)) == 0,
+          "conv3x3_dilated_im2col 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d", cin,
+          cout, h, w, d);
+    free(in), free(wt), free(b), free(res), free(ref), free(ref_k), free(fast1), free(fast2);
+    free(scratch);
+}
+
+static void test_maxpool(int c, int h, int w)
+{
+    const int oh = (h + 1) / 2, ow = (w + 1) / 2;
+    float *in = rand_buf((size_t)c * h * w, 3.0f);
+    float *out = malloc((size_t)c * oh * ow * sizeof(float));
+    maxpool2x2_ceil(in, c, h, w, out, 2);
+    int ok = 1;
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                float m = -INFINITY;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        const int sy = 2 * y + dy, sx = 2 * x + dx;
+                        if (sy < h && sx < w && in[((size_t)ch * h + sy) * w + sx] > m)
+                            m = in[((size_t)ch * h + sy) * w + sx];
+                    }
+                ok &= out[((size_t)ch * oh + y) * ow + x] == m;
+            }
+    check(ok, "maxpool2x2_ceil c=%d %dx%d -> %dx%d", c, h, w, oh, ow);
+    free(in), free(out);
+}
+
+static void test_resize(int c, int ih, int iw, int oh, int ow)
+{
+    float *in = rand_buf((size_t)c * ih * iw, 2.0f);
+    float *out = malloc((size_t)c * oh * ow * sizeof(float));
+    resize_bilinear(in, c, ih, iw, out, oh, ow, 2);
+    double worst = 0;
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                double sy = ((double)y + 0.5) * ih / oh - 0.5, sx = ((double)x + 0.5) * iw / ow - 0.5;
+                if (sy < 0) sy = 0;
+                if (sx < 0) sx = 0;
+                const int y0 = (int)sy, x0 = (int)sx;
+                const int y1 = y0 + (y0 < ih - 1), x1 = x0 + (x0 < iw - 1);
+                const double ly = sy - y0, lx = sx - x0;
+                const float *p = in + (size_t)ch * ih * iw;
+                const double v = (1 - ly) * ((1 - lx) * p[y0 * iw + x0] + lx * p[y0 * iw + x1]) +
+                                 ly * ((1 - lx) * p[y1 * iw + x0] + lx * p[y1 * iw + x1]);
+                const double e = fabs(v - out[((size_t)ch * oh + y) * ow + x]);
+                if (!(e <= worst))
+                    worst = e;
+            }
+    /* PyTorch computes the scale and source coordinate in float: against the
+     * double-precision definition that moves the taps by ~1 ulp of the
+     * coordinate, so allow 5e-5 on values of magnitude 2 */
+    check(worst <= 5e-5, "resize_bilinear c=%d %dx%d -> %dx%d: %.2g", c, ih, iw, oh, ow, worst);
+    if (ih == oh && iw == ow)
+        check(memcmp(in, out, (size_t)c * ih * iw * sizeof(float)) == 0,
+              "resize_bilinear same size is an exact copy %dx%d", ih, iw);
+    free(in), free(out);
+}
+
+static void test_conv1x1(int cin, int cout, int n)
+{
+    float *in = rand_buf((size_t)cin * n, 1.0f), *wt = rand_buf((size_t)cin * cout, 1.0f);
+    float *b = rand_buf((size_t)cout, 1.0f), *out = malloc((size_t)cout * n * sizeof(float));
+    conv1x1(in, cin, (size_t)n, wt, b, cout, out);
+    double worst = 0;
+    for (int co = 0; co < cout; co++)
+        for (int p = 0; p < n; p++) {
+            double s = b[co];
+            for (int ci = 0; ci < cin; ci++)
+                s += (double)wt[co * cin + ci] * in[(size_t)ci * n + p];
+            const double e = fabs(s - out[(size_t)co * n + p]);
+            if (!(e <= worst))
+                worst = e;
+        }
+    check(worst <= 1e-5, "conv1x1 cin=%d cout=%d n=%d: %.2g", cin, cout, n, worst);
+    free(in), free(wt), free(b), free(out);
+}
+
+static void test_elementwise(void)
+{
+    const size_t n = 1001;
+    float *a = rand_buf(n, 20.0f), *b = rand_buf(n, 1.0f), *o = malloc(n * sizeof(float));
+    add_ref(a, b, o, n);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= o[i] == a[i] + b[i];
+    check(ok, "add_ref n=%zu", n);
+    memcpy(o, a, n * sizeof(float));
+    sigmoid_inplace(o, n);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = fabs(1.0 / (1.0 + exp(-(double)a[i])) - o[i]);
+        if (!(e <= worst))
+            worst = e;
+    }
+    check(worst <= 1e-7, "sigmoid_inplace n=%zu: %.2g", n, worst);
+    free(a), free(b), free(o);
+}
+
+int main(void)
+{
+    static const int dil[] = {1, 2, 4, 8};
+    for (int i = 0; i < 4; i++) {
+        test_conv3x3(3, 5, 13, 17, dil[i], 1, 0);
+        test_conv3x3(16, 16, 7, 5, dil[i], 1, 1);
+        test_conv3x3(1, 1, 1, 1, dil[i], 0, 0);
+        test_conv3x3(5, 3, 1, 9, dil[i], 1, 0);
+        test_conv3x3(8, 7, 11, 2, dil[i], 0, 1);
+    }
+    test_conv3x3(64, 64, 41, 37, 1, 1, 0);   /* several pixel tiles */
+    test_conv3x3(64, 128, 10, 9, 2, 1, 1);   /* one tile, split over channels */
+    test_conv3x3(130, 70, 6, 5, 1, 1, 0);    /* uneven channel split */
+    for (int h = 1; h <= 5; h++)
+        for (int w = 1; w <= 5; w++)
+            test_maxpool(3, h, w);
+    test_maxpool(16, 33, 20);
+    test_resize(2, 5, 7, 10, 14);
+    test_resize(2, 10, 14, 5, 7);
+    test_resize(3, 3, 2, 97, 61);
+    test_resize(1, 51, 31, 101, 61);
+    test_resize(2, 1, 1, 7, 9);
+    test_resize(2, 9, 7, 1, 1);
+    test_resize(2, 13, 11, 13, 11);
+    test_conv1x1(6, 1, 97 * 61);
+    test_conv1x1(7, 3, 31);
+    test_elementwise();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,93 @@
+"""Shared helpers for the Python tests (numpy only; torch is optional).
+
+A test module is tests/test_*.py; every function named test_* in it is a test.
+A test passes by returning, fails by raising, and is skipped by raising Skip.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("U2NET_BUILD", os.path.join(ROOT, "build"))
+U2NET = os.path.join(BUILD, "u2net")
+SHARED = os.path.abspath(os.environ.get("U2NET_SHARED", os.path.join(ROOT, "..", "shared")))
+REAL_ONNX = os.path.join(SHARED, "weights", "u2netp-fp16.onnx")
+REAL_IMAGES = os.path.join(SHARED, "images", "real")
+GOLDEN = os.path.join(ROOT, "tests", "golden")
+WORK = os.environ.get("U2NET_TEST_WORK", os.path.join(BUILD, "testwork"))
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here; the message says why."""
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def need_torch():
+    if not have_torch():
+        raise Skip("PyTorch not installed (python3-torch)")
+
+
+def need_shared_weights():
+    if not os.path.exists(REAL_ONNX):
+        raise Skip("missing %s" % REAL_ONNX)
+
+
+def workdir(name):
+    """A fresh scratch folder for one test, under build/testwork."""
+    d = os.path.join(WORK, name)
+    os.makedirs(d, exist_ok=True)
+    return tempfile.mkdtemp(prefix="t", dir=d)
+
+
+def run(args, check=True, stdin=None, timeout=600, env=None):
+    """Run a command; returns CompletedProcess with text stdout/stderr."""
+    p = subprocess.run(args, input=stdin, capture_output=True, timeout=timeout, env=env)
+    p.stdout_text = p.stdout.decode("utf-8", "replace") if isinstance(p.stdout, bytes) else p.stdout
+    p.stderr_text = p.stderr.decode("utf-8", "replace") if isinstance(p.stderr, bytes) else p.stderr
+    if check and p.returncode != 0:
+        raise AssertionError("%s exited %d: %s" % (" ".join(map(str, args)), p.returncode, p.stderr_text.strip()))
+    return p
+
+
+def run_tensor(model, x, sides=True, threads=None, extra=()):
+    """Run `u2net tensor` on a 3xHxW float32 array; returns a (7 or 1)xHxW array."""
+    x = np.ascontiguousarray(x, dtype="<f4")
+    assert x.ndim == 3 and x.shape[0] == 3
+    h, w = x.shape[1:]
+    d = workdir("tensor")
+    inp, out = os.path.join(d, "in.f32"), os.path.join(d, "out.f32")
+    x.tofile(inp)
+    args = [U2NET, "tensor", "-m", model, "-i", inp, "--height", str(h), "--width", str(w), "-o", out]
+    if sides:
+        args.append("--sides")
+    if threads:
+        args += ["--threads", str(threads)]
+    run(args + list(extra))
+    y = np.fromfile(out, dtype="<f4")
+    n = 7 if sides else 1
+    assert y.size == n * h * w, "output has %d floats, expected %d" % (y.size, n * h * w)
+    return y.reshape(n, h, w)
+
+
+def assert_close(got, want, tol, what=""):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, "%s: shape %s != %s" % (what, got.shape, want.shape)
+    assert np.all(np.isfinite(got)), "%s: non-finite values" % what
+    err = float(np.max(np.abs(got - want))) if got.size else 0.0
+    print("    %s max abs diff %.3g (tol %g)" % (what, err, tol))
+    assert err <= tol, "%s: max abs diff %.3g > %g" % (what, err, tol)
+    return err
