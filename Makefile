@@ -16,6 +16,8 @@ ALL_CFLAGS := -std=c11 $(WARN) -fPIC -fopenmp $(CFLAGS)
 LDLIBS   += -lopenblas -lm
 LDFLAGS  += -fopenmp
 
+VERSION  := $(shell sed -n 's/^\#define U2NET_VERSION_STRING "\(.*\)"/\1/p' engine/u2net.h)
+
 ENGINE_SRC  := $(wildcard engine/*.c)
 KERNEL_SRC  := $(wildcard kernels/*.c)
 PROGRAM_SRC := $(wildcard src/*.c)
@@ -23,7 +25,10 @@ LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
 PROGRAM_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PROGRAM_SRC))
 TEST_BINS   := $(BUILD)/test_kernels
 
-.PHONY: all test weights clean
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+
+.PHONY: all test weights clean install
 all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net
 
 $(BUILD)/%.o: %.c $(wildcard engine/*.h kernels/*.h src/*.h)
@@ -53,6 +58,19 @@ weights: weights/u2netp.u2nc
 test: all $(TEST_BINS)
 	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then $(MAKE) --no-print-directory weights; fi
 	U2NET_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run.py $(TESTS)
+
+# make install PREFIX=/opt/u2net: library, header, program, pkg-config file,
+# and the default model when it has been converted.
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/u2net
+	install -m 755 $(BUILD)/u2net $(DESTDIR)$(PREFIX)/bin/u2net
+	install -m 644 $(BUILD)/libu2net.a $(DESTDIR)$(PREFIX)/lib/libu2net.a
+	install -m 755 $(BUILD)/libu2net.so $(DESTDIR)$(PREFIX)/lib/libu2net.so
+	install -m 644 engine/u2net.h $(DESTDIR)$(PREFIX)/include/u2net.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' u2net.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/u2net.pc
+	if [ -f weights/u2netp.u2nc ]; then install -m 644 weights/*.u2nc $(DESTDIR)$(PREFIX)/share/u2net/; fi
 
 clean:
 	rm -rf $(BUILD)

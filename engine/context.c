@@ -151,3 +151,5 @@ const float *u2net_output(const u2net_ctx *c, int k)
         return NULL;
     return at(c, c->plan.outputs) + (size_t)k * c->plan.h * c->plan.w;
 }
+
+const u2net_model *ctx_model(const u2net_ctx *c) { return c->model; }

@@ -89,6 +89,16 @@ void plan_free(plan *p);
 void set_error(u2net_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* PIL-geometry separable resampling of c planes [c, ih, iw] -> [c, oh, ow];
+ * round_between rounds and clips to 0..255 after each pass, as PIL does on
+ * 8-bit images. Returns 0, or -1 when out of memory. */
+typedef enum { RESAMPLE_BILINEAR = 0, RESAMPLE_LANCZOS = 1 } resample_filter;
+int resample_planes(const float *in, int c, int ih, int iw, float *out, int oh, int ow,
+                    resample_filter f, int round_between);
+
+/* The model a context runs. */
+const u2net_model *ctx_model(const u2net_ctx *c);
+
 uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n);
 
 #endif

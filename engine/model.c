@@ -101,19 +101,20 @@ static int check_stages(const u2net_model *m, const char *path, u2net_error *err
         char sn[24];
         stage_name(m, s, sn, sizeof sn);
         if (st->kind != STAGE_RSU && st->kind != STAGE_RSU_F) {
-            set_error(err, U2NET_EFORMAT, "%s: %s has unknown kind %d", path, sn, st->kind);
+            set_error(err, U2NET_EFORMAT, "%s: %s has unknown kind %u", path, sn, (unsigned)st->kind);
             return -1;
         }
         const int max_h = st->kind == STAGE_RSU_F ? 8 : U2NET_MAX_HEIGHT;
         if (st->height < 2 || st->height > max_h) {
-            set_error(err, U2NET_EFORMAT, "%s: %s has height %d (allowed 2..%d)", path, sn,
-                      st->height, max_h);
+            set_error(err, U2NET_EFORMAT, "%s: %s has height %u (allowed 2..%d)", path, sn,
+                      (unsigned)st->height, max_h);
             return -1;
         }
         if (st->in_ch < 1 || st->in_ch > U2NET_MAX_CHANNELS || st->mid_ch < 1 ||
             st->mid_ch > U2NET_MAX_CHANNELS || st->out_ch < 1 || st->out_ch > U2NET_MAX_CHANNELS) {
-            set_error(err, U2NET_EFORMAT, "%s: %s has channels %d/%d/%d outside 1..%d", path, sn,
-                      st->in_ch, st->mid_ch, st->out_ch, U2NET_MAX_CHANNELS);
+            set_error(err, U2NET_EFORMAT, "%s: %s has channels %u/%u/%u outside 1..%d", path, sn,
+                      (unsigned)st->in_ch, (unsigned)st->mid_ch, (unsigned)st->out_ch,
+                      U2NET_MAX_CHANNELS);
             return -1;
         }
         if (st->role != (s < n ? ROLE_ENCODER : ROLE_DECODER)) {
@@ -138,6 +139,18 @@ static int check_stages(const u2net_model *m, const char *path, u2net_error *err
         }
     }
     return 0;
+}
+
+/* "[64,3,3,3]": the first ndim dims (all four when ndim is out of range). */
+static void format_shape(char *buf, size_t n, const uint32_t *dims, uint32_t ndim)
+{
+    if (ndim < 1 || ndim > 4)
+        ndim = 4;
+    size_t at = (size_t)snprintf(buf, n, "[%u", dims[0]);
+    for (uint32_t i = 1; i < ndim && at < n; i++)
+        at += (size_t)snprintf(buf + at, n - at, ",%u", dims[i]);
+    if (at < n)
+        snprintf(buf + at, n - at, "]");
 }
 
 /* Checks one tensor table entry against the expected name and shape, and
@@ -168,10 +181,11 @@ static const float *bind_tensor(u2net_model *m, const char *path, const unsigned
     for (uint32_t i = 0; i < 4; i++)
         shape_ok = shape_ok && t_dims[i] == (i < ndim ? dims[i] : 0);
     if (!shape_ok) {
-        set_error(err, U2NET_EFORMAT,
-                  "%s: tensor %s has shape [%u,%u,%u,%u] (ndim %u), the stage table needs [%u,%u,%u,%u]",
-                  path, name, t_dims[0], t_dims[1], t_dims[2], t_dims[3], t_ndim, dims[0],
-                  ndim > 1 ? dims[1] : 0, ndim > 2 ? dims[2] : 0, ndim > 3 ? dims[3] : 0);
+        char got_s[64], want_s[64];
+        format_shape(got_s, sizeof got_s, t_dims, t_ndim);
+        format_shape(want_s, sizeof want_s, dims, ndim);
+        set_error(err, U2NET_EFORMAT, "%s: tensor %s has shape %s, the stage table needs %s", path,
+                  name, got_s, want_s);
         return NULL;
     }
     uint64_t count = 1;

@@ -80,6 +80,135 @@ int u2net_run(u2net_ctx *c, const float *chw, int h, int w, u2net_error *err);
  * valid until the next run or free. NULL if k is out of range or no run yet. */
 const float *u2net_output(const u2net_ctx *c, int k);
 
+/* ------------------------------------------------------------------------
+ * Images and the background-removal pipeline.
+ *
+ *   u2net_image img;  u2net_matte mt;  u2net_image cut;
+ *   u2net_image_load("photo.jpg", 0, &img, &err);
+ *   u2net_mask_opts mo;  u2net_mask_opts_default(&mo);
+ *   u2net_matte_image(ctx, &img, &mo, &mt, &err);      // prob, alpha, mask, bbox
+ *   u2net_render_opts ro;  u2net_render_opts_default(&ro);
+ *   u2net_render(&img, &mt, U2NET_OUT_RGBA, &ro, &cut, &err);
+ *   u2net_image_save("cutout.png", &cut, 0, &err);
+ * ------------------------------------------------------------------------ */
+
+/* Default limit on decoded image size, checked against the header before
+ * any pixel is decoded. */
+#define U2NET_DEFAULT_MAX_IMAGE_PIXELS 100000000u
+
+/* An 8-bit image: height rows of width*channels bytes, no padding. channels
+ * is 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA). */
+typedef struct {
+    int width, height, channels;
+    unsigned char *data;
+} u2net_image;
+
+/* Decodes JPEG (baseline and progressive), PNG (8 and 16 bit), BMP, TGA,
+ * GIF (first frame) and PNM, keeping the file's channels; 16-bit samples are
+ * scaled to 8 bits; a JPEG's EXIF orientation is applied (the result is
+ * upright). max_pixels 0 means U2NET_DEFAULT_MAX_IMAGE_PIXELS. */
+int u2net_image_decode(const void *data, size_t len, size_t max_pixels,
+                       u2net_image *out, u2net_error *err);
+int u2net_image_load(const char *path, size_t max_pixels, u2net_image *out,
+                     u2net_error *err);
+/* A new image of the given size, zero-filled. */
+int u2net_image_alloc(u2net_image *img, int width, int height, int channels,
+                      u2net_error *err);
+void u2net_image_free(u2net_image *img);
+
+typedef enum { U2NET_FORMAT_PNG = 0, U2NET_FORMAT_JPEG = 1 } u2net_file_format;
+/* Encodes to a malloc'd buffer (free() it). JPEG takes 1 or 3 channels;
+ * quality 1..100, 0 means 95. */
+int u2net_image_encode(const u2net_image *img, u2net_file_format fmt, int quality,
+                       unsigned char **out, size_t *len, u2net_error *err);
+/* Encodes by the path's extension (.png, .jpg/.jpeg) and writes through a
+ * temporary file and a rename: the path never holds a partial file. */
+int u2net_image_save(const char *path, const u2net_image *img, int quality,
+                     u2net_error *err);
+
+typedef enum { U2NET_RESIZE_BILINEAR = 0, U2NET_RESIZE_LANCZOS = 1 } u2net_resize_filter;
+typedef enum {
+    U2NET_MORPH_NONE = 0, U2NET_MORPH_OPEN, U2NET_MORPH_CLOSE, U2NET_MORPH_OPEN_CLOSE
+} u2net_morph;
+
+/* How an image becomes its matte. The defaults reproduce the authors' test
+ * pipeline: bilinear resize to the model's size (aspect not kept), divide by
+ * the maximum, ImageNet mean/std; sigmoid(d0), min-max normalised, bilinear
+ * resize back, 0..255. */
+typedef struct {
+    int net_width, net_height;      /* network input size; 0 = model default (320) */
+    u2net_resize_filter resize;     /* bilinear (authors) or lanczos (rembg) */
+    float threshold;                /* binary mask: prob >= threshold (0..1, 0.5) */
+    int refine;                     /* trimap refinement of the alpha (off) */
+    int fg_threshold, bg_threshold; /* 0..255: alpha 255 at/above fg, 0 at/below bg,
+                                       linear in between (240 / 15) */
+    u2net_morph morph;              /* on the alpha (grey) and so the mask (none) */
+    int morph_radius;               /* square structuring element radius (1) */
+    int largest_component;          /* keep only the largest connected subject (off) */
+    float feather;                  /* soften the alpha edge by this many px (0) */
+    int alpha_from_mask;            /* alpha = the binary mask, not the soft map (off) */
+} u2net_mask_opts;
+void u2net_mask_opts_default(u2net_mask_opts *o);
+
+/* The matte of one image, all maps width*height bytes at the image's size. */
+typedef struct {
+    int width, height;
+    unsigned char *prob;   /* soft probability map 0..255, before any refinement */
+    unsigned char *alpha;  /* the alpha the cutouts use, after the options */
+    unsigned char *mask;   /* 0 or 255 */
+    int bbox_x, bbox_y, bbox_w, bbox_h;  /* the mask's bounding box; w = h = 0 if empty */
+    size_t area;           /* foreground pixels of the mask */
+    double mean_prob;      /* mean of prob/255 inside the bounding box */
+} u2net_matte;
+
+/* Pre-processes the image, runs the network with c, post-processes. */
+int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opts *o,
+                      u2net_matte *out, u2net_error *err);
+/* The post-processing alone, from a prob map (width*height bytes, copied):
+ * fills alpha, mask, bbox, area and mean_prob as u2net_matte_image does. */
+int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
+                          const u2net_mask_opts *o, u2net_matte *out, u2net_error *err);
+void u2net_matte_free(u2net_matte *m);
+
+typedef enum {
+    U2NET_OUT_PROB = 0,   /* soft map, 1 channel */
+    U2NET_OUT_MASK,       /* binary mask, 1 channel */
+    U2NET_OUT_RGBA,       /* cutout, transparent background, 4 channels */
+    U2NET_OUT_RGB,        /* cutout on black, 3 channels */
+    U2NET_OUT_COMPOSITE,  /* subject over a colour or an image, 3 channels */
+    U2NET_OUT_CROP,       /* the original cropped to the bbox + padding */
+    U2NET_OUT_BBOX,       /* JSON text: see u2net_bbox_json */
+    U2NET_OUT_HIGHLIGHT,  /* subject kept, background dimmed/greyed/blurred, 3 channels */
+    U2NET_OUT_COUNT
+} u2net_output_type;
+
+typedef enum { U2NET_HIGHLIGHT_DIM = 0, U2NET_HIGHLIGHT_GRAY, U2NET_HIGHLIGHT_BLUR } u2net_highlight;
+
+typedef struct {
+    unsigned char background_rgb[3];  /* composite over this colour (white) */
+    const u2net_image *background;    /* or over this image, scaled to cover and
+                                         centred; NULL = the colour */
+    int padding;                      /* crop: pixels added around the bbox (0) */
+    u2net_highlight highlight;        /* (dim) */
+} u2net_render_opts;
+void u2net_render_opts_default(u2net_render_opts *o);
+
+/* Renders one image output of img with its matte into out (free with
+ * u2net_image_free). U2NET_OUT_BBOX is not an image: use u2net_bbox_json. */
+int u2net_render(const u2net_image *img, const u2net_matte *m, u2net_output_type t,
+                 const u2net_render_opts *o, u2net_image *out, u2net_error *err);
+/* {"image": name, "width": .., "height": .., "bbox": {"x","y","w","h"} or null,
+ *  "area": .., "area_fraction": .., "mean_probability": ..}, malloc'd, NUL-
+ * terminated, ending in a newline; NULL when out of memory. name may be NULL. */
+char *u2net_bbox_json(const u2net_matte *m, const char *name);
+/* Writes len bytes to path through a temporary file beside it and a rename,
+ * so the path never holds a partial file. */
+int u2net_write_file(const char *path, const void *data, size_t len, u2net_error *err);
+
+/* "prob", "mask", ... for a type; and the type for a name, or -1. */
+const char *u2net_output_name(u2net_output_type t);
+int u2net_output_from_name(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@ A test module is tests/test_*.py; every function named test_* in it is a test.
 A test passes by returning, fails by raising, and is skipped by raising Skip.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,15 +69,18 @@ def run_tensor(model, x, sides=True, threads=None, extra=()):
     assert x.ndim == 3 and x.shape[0] == 3
     h, w = x.shape[1:]
     d = workdir("tensor")
-    inp, out = os.path.join(d, "in.f32"), os.path.join(d, "out.f32")
-    x.tofile(inp)
-    args = [U2NET, "tensor", "-m", model, "-i", inp, "--height", str(h), "--width", str(w), "-o", out]
-    if sides:
-        args.append("--sides")
-    if threads:
-        args += ["--threads", str(threads)]
-    run(args + list(extra))
-    y = np.fromfile(out, dtype="<f4")
+    try:
+        inp, out = os.path.join(d, "in.f32"), os.path.join(d, "out.f32")
+        x.tofile(inp)
+        args = [U2NET, "tensor", "-m", model, "-i", inp, "--height", str(h), "--width", str(w), "-o", out]
+        if sides:
+            args.append("--sides")
+        if threads:
+            args += ["--threads", str(threads)]
+        run(args + list(extra))
+        y = np.fromfile(out, dtype="<f4")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     n = 7 if sides else 1
     assert y.size == n * h * w, "output has %d floats, expected %d" % (y.size, n * h * w)
     return y.reshape(n, h, w)

@@ -1,0 +1,1051 @@
+#!/usr/bin/python3
+"""Convert a U2Net / U2NetP checkpoint or ONNX model to the u2net.c model file.
+
+    convert.py INPUT -o OUTPUT [--fp16] [--name NAME] [--force]
+
+INPUT is one of
+  - a PyTorch checkpoint (state dict) in either torch.save format: the zip
+    format (PyTorch >= 1.6) or the legacy pickle sequence (older files);
+  - an ONNX model, with BatchNorm already folded into the convolutions (as in
+    u2netp-fp16.onnx) or with explicit BatchNormalization nodes.
+
+numpy and the standard library only: PyTorch and onnx are never imported.
+Pickles are read by a restricted unpickler that only accepts the few globals a
+state dict needs, so a malicious checkpoint cannot run code.
+"""
+import argparse
+import collections
+import io
+import os
+import pickle
+import re
+import struct
+import sys
+import zipfile
+import zlib
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import u2net_format as fmt  # noqa: E402
+
+PROG = "convert.py"
+NET_LABEL = {"u2netp": "U2NetP", "u2net": "U2Net"}
+
+
+class ConvertError(Exception):
+    """A problem with the input; the message is one line."""
+
+
+class Model(object):
+    """A converted network: name, network kind, stage table and folded tensors
+    (OrderedDict format name -> float32 array, in file order)."""
+
+    def __init__(self, name, network, stages, tensors, source=None):
+        self.name = name
+        self.network = network
+        self.stages = [tuple(s) for s in stages]
+        self.tensors = tensors
+        self.source = source
+
+    @property
+    def conv_count(self):
+        return len(self.tensors) // 2
+
+    @property
+    def value_count(self):
+        return sum(int(a.size) for a in self.tensors.values())
+
+    def __repr__(self):
+        return "<Model %s (%s): %d convs, %d values>" % (self.name, self.network, self.conv_count, self.value_count)
+
+
+# ---------------------------------------------------------------------------
+# restricted unpickling of PyTorch checkpoints
+
+_STORAGE_DTYPES = {
+    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+    "BoolStorage": "bool", "UntypedStorage": "uint8",
+}
+_TORCH_DTYPES = {
+    "float64": "float64", "double": "float64", "float32": "float32", "float": "float32",
+    "float16": "float16", "half": "float16", "bfloat16": "bfloat16", "int64": "int64",
+    "long": "int64", "int32": "int32", "int": "int32", "int16": "int16", "short": "int16",
+    "int8": "int8", "uint8": "uint8", "bool": "bool",
+}
+
+
+def _np_dtype(name, byteorder="<"):
+    if name == "bfloat16":
+        return np.dtype(byteorder + "u2")
+    if name in ("uint8", "int8", "bool"):
+        return np.dtype(name)
+    return np.dtype(byteorder + np.dtype(name).str[1:])
+
+
+class _StorageType(object):
+    """Stands for torch.FloatStorage & co: only a dtype marker."""
+
+    def __init__(self, qualname, dtype):
+        self.qualname, self.dtype = qualname, dtype
+
+    def __call__(self, *a, **k):
+        raise pickle.UnpicklingError("%s cannot be constructed here" % self.qualname)
+
+
+class _DType(object):
+    def __init__(self, name):
+        self.name = name
+
+
+class _StorageRef(object):
+    """A storage named by a persistent id; data is attached after unpickling."""
+
+    def __init__(self, key, dtype, numel):
+        self.key, self.dtype, self.numel = key, dtype, numel
+        self.root, self.view_offset = self, 0
+
+
+class _LazyTensor(object):
+    def __init__(self, storage, offset, size, stride, dtype=None):
+        if not isinstance(storage, _StorageRef):
+            raise pickle.UnpicklingError("tensor without a storage")
+        for v in (offset,) + tuple(size) + tuple(stride):
+            if not isinstance(v, int) or v < 0:
+                raise pickle.UnpicklingError("bad tensor geometry")
+        if len(size) != len(stride):
+            raise pickle.UnpicklingError("bad tensor geometry")
+        self.storage, self.offset = storage, offset
+        self.size, self.stride = tuple(size), tuple(stride)
+        self.dtype = dtype or storage.dtype
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
+    return _LazyTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, *rest):
+    if not isinstance(dtype, _DType):
+        raise pickle.UnpicklingError("bad dtype in _rebuild_tensor_v3")
+    return _LazyTensor(storage, storage_offset, size, stride, dtype.name)
+
+
+def _rebuild_parameter(data, *rest):
+    if not isinstance(data, _LazyTensor):
+        raise pickle.UnpicklingError("parameter without tensor data")
+    return data
+
+
+def _allowed_globals():
+    g = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    }
+    for mod in ("torch", "torch.cuda", "torch.storage"):
+        for cls, dt in _STORAGE_DTYPES.items():
+            g[(mod, cls)] = _StorageType("%s.%s" % (mod, cls), dt)
+    for name, dt in _TORCH_DTYPES.items():
+        g[("torch", name)] = _DType(dt)
+    return g
+
+
+_ALLOWED = _allowed_globals()
+
+
+class _Unpickler(pickle.Unpickler):
+    """Accepts only the globals a state dict needs; never imports anything."""
+
+    def __init__(self, f, storages=None, legacy=False):
+        super().__init__(f)
+        self.storages = storages if storages is not None else {}
+        self.legacy = legacy
+
+    def find_class(self, module, name):
+        obj = _ALLOWED.get((module, name))
+        if obj is None:
+            raise ConvertError("refusing to unpickle global %s.%s (not part of a state dict; for a pickled model save model.state_dict() instead)" % (module, name))
+        return obj
+
+    def persistent_load(self, pid):
+        if not isinstance(pid, tuple) or not pid:
+            raise ConvertError("unsupported persistent id in pickle")
+        kind = pid[0].decode("ascii", "replace") if isinstance(pid[0], bytes) else pid[0]
+        if kind != "storage":
+            raise ConvertError("unsupported persistent id %r (a pickled module, not a state dict?)" % (kind,))
+        if len(pid) < 5 or not isinstance(pid[1], _StorageType):
+            raise ConvertError("malformed storage reference in pickle")
+        stype, key, numel = pid[1], str(pid[2]), pid[4]    # pid[3]: device, unused
+        if not isinstance(numel, int) or numel < 0:
+            raise ConvertError("malformed storage size in pickle")
+        ref = self.storages.get(key)
+        if ref is None:
+            ref = self.storages[key] = _StorageRef(key, stype.dtype, numel)
+        view = pid[5] if len(pid) > 5 else None
+        if view is not None:
+            if not self.legacy or not isinstance(view, tuple) or len(view) != 3:
+                raise ConvertError("malformed storage view in pickle")
+            vkey, voff, vsize = str(view[0]), view[1], view[2]
+            if not (isinstance(voff, int) and isinstance(vsize, int)) or voff < 0 or vsize < 0 \
+                    or voff + vsize > ref.numel:
+                raise ConvertError("storage view out of bounds")
+            vref = _StorageRef(vkey, ref.dtype, vsize)
+            vref.root, vref.view_offset = ref, voff
+            return vref
+        return ref
+
+
+def _unpickle(f, storages=None, legacy=False):
+    try:
+        return _Unpickler(f, storages, legacy).load()
+    except ConvertError:
+        raise
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, struct.error, OverflowError, UnicodeDecodeError, RecursionError) as e:
+        raise ConvertError("truncated or corrupt pickle (%s)" % (str(e) or type(e).__name__))
+
+
+def _materialize(obj, data, byteorder="<"):
+    """Replace every _LazyTensor in a nested dict/list by a numpy array."""
+    if isinstance(obj, _LazyTensor):
+        root = obj.storage.root
+        buf = data.get(root.key)
+        if buf is None:
+            raise ConvertError("storage %s has no data (truncated or corrupt checkpoint)" % root.key)
+        dt = _np_dtype(root.dtype, byteorder)
+        tdt = _np_dtype(obj.dtype, byteorder)
+        if tdt == dt:
+            base = obj.storage.view_offset          # in elements
+        elif root.dtype == "uint8" and obj.storage.view_offset % tdt.itemsize == 0:
+            base = obj.storage.view_offset // tdt.itemsize   # untyped (byte) storage
+        else:
+            raise ConvertError("tensor dtype %s does not match its storage %s" % (obj.dtype, root.dtype))
+        total = len(buf) // tdt.itemsize
+        start = base + obj.offset
+        n = int(np.prod(obj.size)) if obj.size else 1
+        if n == 0:
+            return np.zeros(obj.size, dtype=_native(obj.dtype))
+        last = start + sum((s - 1) * st for s, st in zip(obj.size, obj.stride))
+        if last >= total:
+            raise ConvertError("tensor data out of bounds of storage %s (truncated or corrupt checkpoint)" % root.key)
+        arr = np.frombuffer(buf, dtype=tdt, count=last - start + 1, offset=start * tdt.itemsize)
+        arr = np.lib.stride_tricks.as_strided(arr, shape=obj.size,
+                                              strides=tuple(st * tdt.itemsize for st in obj.stride))
+        arr = np.array(arr)
+        if obj.dtype == "bfloat16":
+            return (arr.astype(np.uint32) << 16).view(np.float32)
+        return arr.astype(_native(obj.dtype))
+    if isinstance(obj, dict):
+        out = collections.OrderedDict()
+        for k, v in obj.items():
+            out[k] = _materialize(v, data, byteorder)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [_materialize(v, data, byteorder) for v in obj]
+    return obj
+
+
+def _native(name):
+    return np.dtype("float32" if name == "bfloat16" else name)
+
+
+def _collect_refs(obj, acc):
+    if isinstance(obj, _LazyTensor):
+        acc.append(obj.storage.root)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _collect_refs(v, acc)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _collect_refs(v, acc)
+    return acc
+
+
+def load_zip_checkpoint(buf):
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(buf))
+        names = zf.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+        raise ConvertError("truncated or corrupt zip archive (%s)" % e)
+    pkls = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
+    pkls = [n for n in pkls if n.count("/") <= 1]
+    if len(pkls) != 1:
+        raise ConvertError("zip archive has no data.pkl: not a PyTorch checkpoint")
+    prefix = pkls[0][:-len("data.pkl")]
+    try:
+        byteorder = "<"
+        if prefix + "byteorder" in names:
+            bo = zf.read(prefix + "byteorder").strip()
+            if bo not in (b"little", b"big"):
+                raise ConvertError("unknown byteorder %r in checkpoint" % bo)
+            byteorder = "<" if bo == b"little" else ">"
+        storages = {}
+        obj = _unpickle(io.BytesIO(zf.read(pkls[0])), storages)
+        data = {}
+        for ref in _collect_refs(obj, []):
+            if ref.key in data:
+                continue
+            entry = prefix + "data/" + ref.key
+            if entry not in names:
+                raise ConvertError("storage %s missing from the archive (truncated or corrupt)" % entry)
+            raw = zf.read(entry)
+            isz = _np_dtype(ref.dtype).itemsize
+            if len(raw) < ref.numel * isz:
+                raise ConvertError("storage %s holds %d bytes, expected %d (truncated)" % (entry, len(raw), ref.numel * isz))
+            data[ref.key] = raw
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error) as e:
+        raise ConvertError("truncated or corrupt zip archive (%s)" % e)
+    return _materialize(obj, data, byteorder)
+
+
+LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+LEGACY_PROTOCOL = 1001
+
+
+def load_legacy_checkpoint(buf):
+    f = io.BytesIO(buf)
+    magic = _unpickle(f)
+    if magic != LEGACY_MAGIC:
+        raise ConvertError("pickle file is not a PyTorch checkpoint (no torch.save magic number)")
+    proto = _unpickle(f)
+    if proto != LEGACY_PROTOCOL:
+        raise ConvertError("unsupported legacy checkpoint protocol %r" % (proto,))
+    sys_info = _unpickle(f)
+    if not isinstance(sys_info, dict):
+        raise ConvertError("corrupt legacy checkpoint header")
+    storages = {}
+    obj = _unpickle(f, storages, legacy=True)
+    keys = _unpickle(f)
+    if not isinstance(keys, list):
+        raise ConvertError("corrupt legacy checkpoint: bad storage key list")
+    data = {}
+    for key in keys:
+        key = str(key)
+        ref = storages.get(key)
+        if ref is None:
+            raise ConvertError("legacy checkpoint lists unknown storage %s" % key)
+        head = f.read(8)
+        if len(head) < 8:
+            raise ConvertError("truncated legacy checkpoint (storage %s missing)" % key)
+        numel = struct.unpack("<q", head)[0]
+        if numel != ref.numel:
+            raise ConvertError("legacy storage %s has %d elements, expected %d (corrupt)" % (key, numel, ref.numel))
+        nbytes = numel * _np_dtype(ref.dtype).itemsize
+        raw = f.read(nbytes)
+        if len(raw) < nbytes:
+            raise ConvertError("truncated legacy checkpoint (storage %s has %d of %d bytes)" % (key, len(raw), nbytes))
+        data[key] = raw
+    # legacy storage data is always little-endian
+    return _materialize(obj, data, "<")
+
+
+def _find_state_dict(obj):
+    """The state dict in a loaded checkpoint (the object itself or a wrapped one)."""
+    if not isinstance(obj, dict):
+        raise ConvertError("checkpoint holds a %s, not a state dict" % type(obj).__name__)
+    if obj and all(isinstance(v, np.ndarray) for v in obj.values()):
+        return obj
+    for k in ("state_dict", "model_state_dict", "model", "net", "params", "weights"):
+        v = obj.get(k)
+        if isinstance(v, dict) and v and all(isinstance(x, np.ndarray) for x in v.values()):
+            return v
+    for k, v in obj.items():
+        if not isinstance(v, np.ndarray):
+            raise ConvertError("checkpoint entry %s is a %s, not a tensor" % (k, type(v).__name__))
+    raise ConvertError("checkpoint holds no tensors")
+
+
+# ---------------------------------------------------------------------------
+# state dict -> model
+
+def _official_keys(stages):
+    """Expected official keys for a stage table: OrderedDict key -> shape, and the
+    set of optional keys (num_batches_tracked)."""
+    want = collections.OrderedDict()
+    optional = set()
+    for prefix, ci, co, k, _d in fmt.conv_list(stages):
+        if prefix.startswith("stage"):
+            want[prefix + ".conv_s1.weight"] = (co, ci, k, k)
+            want[prefix + ".conv_s1.bias"] = (co,)
+            for f in ("weight", "bias", "running_mean", "running_var"):
+                want[prefix + ".bn_s1." + f] = (co,)
+            nbt = prefix + ".bn_s1.num_batches_tracked"
+            want[nbt] = ()
+            optional.add(nbt)
+        else:
+            want[prefix + ".weight"] = (co, ci, k, k)
+            want[prefix + ".bias"] = (co,)
+    return want, optional
+
+
+def _shape_str(s):
+    return "[%s]" % ", ".join(str(int(v)) for v in s)
+
+
+def _strip_prefix(sd):
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise ConvertError("state dict key %r is not a string" % (k,))
+        k2 = k[len("module."):] if k.startswith("module.") else k
+        if k2 in out:
+            raise ConvertError("duplicate key %s after removing 'module.'" % k2)
+        out[k2] = v
+    return out
+
+
+def detect_network(shapes, expected_fn):
+    """Pick the known network that best fits {key: shape}. Returns (net, stages, want, optional)."""
+    best = None
+    for net, stages in fmt.NETWORKS:
+        want, optional = expected_fn(stages)
+        good = sum(1 for k, s in want.items() if k in shapes and tuple(shapes[k]) == s)
+        present = sum(1 for k in want if k in shapes)
+        score = (good, present)
+        if best is None or score > best[0]:
+            best = (score, net, stages, want, optional)
+    (good, present), net, stages, want, optional = best
+    return net, stages, want, optional, good, present
+
+
+def convert_state_dict(sd, name=None):
+    """Official-key state dict (numpy arrays, BatchNorm unfolded) -> Model."""
+    if not isinstance(sd, dict) or not sd:
+        raise ConvertError("empty or invalid state dict")
+    sd = _strip_prefix(sd)
+    for k, v in sd.items():
+        if not isinstance(v, np.ndarray):
+            try:
+                sd[k] = np.asarray(v)
+            except Exception:
+                raise ConvertError("state dict entry %s is not an array" % k)
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    net, stages, want, optional, good, present = detect_network(shapes, _official_keys)
+    required = [k for k in want if k not in optional]
+    label = NET_LABEL[net]
+    if present < len(required) // 2:
+        example = next(iter(sd))
+        raise ConvertError("unknown network: not a U2Net/U2NetP state dict (%d keys, first %s)" % (len(sd), example))
+    if good < len(required) // 2:
+        k = next(k for k, s in want.items() if k in shapes and shapes[k] != s)
+        raise ConvertError("unknown network: shapes fit neither U2Net nor U2NetP (%s has shape %s, %s expects %s)"
+                           % (k, _shape_str(shapes[k]), label, _shape_str(want[k])))
+    for k, s in want.items():
+        if k not in sd:
+            if k in optional:
+                continue
+            raise ConvertError("missing key %s (%s)" % (k, label))
+        if shapes[k] != s:
+            raise ConvertError("%s has shape %s, expected %s (%s)" % (k, _shape_str(shapes[k]), _shape_str(s), label))
+    for k in sd:
+        if k not in want:
+            raise ConvertError("unexpected key %s (%s)" % (k, label))
+    for k in want:
+        if k in sd and k not in optional:
+            a = sd[k]
+            if a.dtype.kind not in "fiu":
+                raise ConvertError("%s has dtype %s, expected floating point" % (k, a.dtype))
+            if not np.all(np.isfinite(a.astype(np.float64))):
+                raise ConvertError("%s has non-finite values" % k)
+    tensors = collections.OrderedDict()
+    for prefix, _ci, _co, _k, _d in fmt.conv_list(stages):
+        if prefix.startswith("stage"):
+            g = lambda f: sd[prefix + f]  # noqa: E731
+            var = g(".bn_s1.running_var")
+            if np.any(var.astype(np.float64) < 0):
+                raise ConvertError("%s.bn_s1.running_var has negative values" % prefix)
+            w, b = fmt.fold_bn(g(".conv_s1.weight"), g(".conv_s1.bias"), g(".bn_s1.weight"),
+                               g(".bn_s1.bias"), g(".bn_s1.running_mean"), var)
+        else:
+            w = sd[prefix + ".weight"].astype(np.float32)
+            b = sd[prefix + ".bias"].astype(np.float32)
+        _check_finite(prefix, w, b)
+        tensors[prefix + ".weight"] = w
+        tensors[prefix + ".bias"] = b
+    return Model(name or net, net, stages, tensors, "state_dict")
+
+
+def _check_finite(prefix, w, b):
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+        raise ConvertError("%s: folded weights are not finite (bad BatchNorm statistics?)" % prefix)
+
+
+# ---------------------------------------------------------------------------
+# a minimal protobuf reader for ONNX
+
+class _PB(object):
+    """Decoded protobuf message: {field_number: [values]} with raw spans for
+    length-delimited fields (memoryview)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, buf):
+        self.fields = _pb_fields(buf)
+
+    def get(self, num, default=None):
+        v = self.fields.get(num)
+        return v[-1][1] if v else default
+
+    def all(self, num):
+        return [v for _wt, v in self.fields.get(num, ())]
+
+    def raw(self, num):
+        return self.fields.get(num, ())
+
+    def string(self, num, default=""):
+        v = self.get(num)
+        if v is None:
+            return default
+        return bytes(v).decode("utf-8", "replace")
+
+    def strings(self, num):
+        return [bytes(v).decode("utf-8", "replace") for v in self.all(num)]
+
+
+def _varint(buf, pos, end):
+    result = 0
+    shift = 0
+    while True:
+        if pos >= end:
+            raise ConvertError("truncated or corrupt protobuf (varint)")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ConvertError("corrupt protobuf (varint too long)")
+
+
+def _pb_fields(buf):
+    fields = {}
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        num, wt = key >> 3, key & 7
+        if num == 0:
+            raise ConvertError("corrupt protobuf (field number 0)")
+        if wt == 0:
+            val, pos = _varint(buf, pos, end)
+        elif wt == 1:
+            if pos + 8 > end:
+                raise ConvertError("truncated or corrupt protobuf")
+            val = bytes(buf[pos:pos + 8])
+            pos += 8
+        elif wt == 2:
+            n, pos = _varint(buf, pos, end)
+            if pos + n > end:
+                raise ConvertError("truncated or corrupt protobuf (field %d wants %d bytes, %d left)" % (num, n, end - pos))
+            val = buf[pos:pos + n]
+            pos += n
+        elif wt == 5:
+            if pos + 4 > end:
+                raise ConvertError("truncated or corrupt protobuf")
+            val = bytes(buf[pos:pos + 4])
+            pos += 4
+        else:
+            raise ConvertError("corrupt protobuf (wire type %d)" % wt)
+        fields.setdefault(num, []).append((wt, val))
+    return fields
+
+
+def _varints_np(buf):
+    """Decode a packed run of varints with numpy; returns uint64 array."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    if b.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if b[-1] >= 0x80:
+        raise ConvertError("truncated or corrupt protobuf (packed varints)")
+    ends = np.flatnonzero(b < 0x80)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    if np.any(ends - starts > 9):
+        raise ConvertError("corrupt protobuf (varint too long)")
+    group_start = np.repeat(starts, ends - starts + 1)
+    shift = (np.arange(b.size) - group_start).astype(np.uint64) * np.uint64(7)
+    vals = (b & 0x7F).astype(np.uint64) << shift
+    return np.add.reduceat(vals, starts)
+
+
+def _pb_ints(msg, num):
+    """A repeated integer field, packed or not; returns a list of Python ints (int64)."""
+    out = []
+    for wt, v in msg.raw(num):
+        if wt == 0:
+            out.append(v)
+        elif wt == 2:
+            out.extend(int(x) for x in _varints_np(v))
+        else:
+            raise ConvertError("corrupt protobuf (integer field %d)" % num)
+    return [x - (1 << 64) if x >= (1 << 63) else x for x in out]
+
+
+# ONNX TensorProto.DataType
+_ONNX_FLOAT, _ONNX_INT32, _ONNX_INT64, _ONNX_FLOAT16, _ONNX_DOUBLE, _ONNX_BFLOAT16 = 1, 6, 7, 10, 11, 16
+_ONNX_RAW = {1: "<f4", 2: "u1", 3: "i1", 4: "<u2", 5: "<i2", 6: "<i4", 7: "<i8", 9: "u1",
+             10: "<f2", 11: "<f8", 12: "<u4", 13: "<u8", 16: "<u2"}
+
+
+def onnx_tensor(t, what="tensor"):
+    """Decode a TensorProto (as _PB) into a numpy array (float tensors -> float32/float64)."""
+    dims = _pb_ints(t, 1)
+    dt = t.get(2, 0)
+    name = t.string(8) or what
+    if t.get(14, 0) == 1 or t.raw(13):
+        raise ConvertError("tensor %s uses external data, which is not supported (save the model with its weights inside)" % name)
+    if any(d < 0 for d in dims):
+        raise ConvertError("tensor %s has negative dims" % name)
+    n = int(np.prod(dims)) if dims else 1
+    if dt not in _ONNX_RAW:
+        raise ConvertError("tensor %s has unsupported data type %d" % (name, dt))
+    raw = t.get(9)
+    if raw is not None:
+        npdt = np.dtype(_ONNX_RAW[dt])
+        if len(raw) != n * npdt.itemsize:
+            raise ConvertError("tensor %s: raw_data has %d bytes, dims %s need %d"
+                               % (name, len(raw), _shape_str(dims), n * npdt.itemsize))
+        a = np.frombuffer(raw, dtype=npdt).copy()
+    elif dt == _ONNX_FLOAT:
+        a = _pb_floats(t, 4, "<f4")
+    elif dt == _ONNX_DOUBLE:
+        a = _pb_floats(t, 10, "<f8")
+    elif dt in (_ONNX_FLOAT16, _ONNX_BFLOAT16):
+        a = np.array(_pb_ints(t, 5), dtype=np.int64).astype(np.uint16)
+    elif dt == _ONNX_INT64:
+        a = np.array(_pb_ints(t, 7), dtype=np.int64)
+    elif dt in (2, 3, 4, 5, 6, 9):
+        a = np.array(_pb_ints(t, 5), dtype=np.int64)
+    else:
+        a = np.zeros(0)
+    if a.size != n:
+        raise ConvertError("tensor %s holds %d values, dims %s need %d" % (name, a.size, _shape_str(dims), n))
+    if dt == _ONNX_FLOAT16:
+        a = a.view(np.float16) if a.dtype == np.uint16 else a.astype(np.float16)
+    elif dt == _ONNX_BFLOAT16:
+        a = (a.astype(np.uint32) << 16).view(np.float32)
+    return a.reshape(dims)
+
+
+def _pb_floats(t, num, dt):
+    parts = []
+    for wt, v in t.raw(num):
+        if wt == 2:
+            if len(v) % np.dtype(dt).itemsize:
+                raise ConvertError("corrupt packed float field")
+            parts.append(np.frombuffer(v, dtype=dt))
+        elif wt in (1, 5):
+            parts.append(np.frombuffer(v, dtype=dt))
+        else:
+            raise ConvertError("corrupt float field")
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dt)
+
+
+class _Node(object):
+    def __init__(self, pb, index):
+        self.index = index
+        self.inputs = pb.strings(1)
+        self.outputs = pb.strings(2)
+        self.name = pb.string(3) or "#%d" % index
+        self.op = pb.string(4)
+        self.domain = pb.string(7)
+        self.attrs = {}
+        for a in pb.all(5):
+            a = _PB(a)
+            self.attrs[a.string(1)] = a
+
+    def attr_ints(self, name, default=None):
+        a = self.attrs.get(name)
+        return default if a is None else _pb_ints(a, 8)
+
+    def attr_int(self, name, default=None):
+        a = self.attrs.get(name)
+        if a is None or a.get(3) is None:
+            return default
+        v = a.get(3)
+        return v - (1 << 64) if v >= (1 << 63) else v
+
+    def attr_float(self, name, default=None):
+        a = self.attrs.get(name)
+        if a is None or a.get(2) is None:
+            return default
+        return struct.unpack("<f", a.get(2))[0]
+
+    def label(self):
+        return "%s node %s" % (self.op, self.name)
+
+
+def parse_onnx(buf):
+    """ModelProto bytes -> (nodes, initializers {name: TensorProto _PB})."""
+    model = _PB(memoryview(buf))
+    if model.get(7) is None or not isinstance(model.get(7), memoryview):
+        raise ConvertError("not an ONNX model (no graph)")
+    graph = _PB(model.get(7))
+    nodes = [_Node(_PB(n), i) for i, n in enumerate(graph.all(1))]
+    inits = collections.OrderedDict()
+    for t in graph.all(5):
+        t = _PB(t)
+        inits[t.string(8)] = t
+    if graph.raw(15):
+        raise ConvertError("sparse initializers are not supported")
+    if not nodes:
+        raise ConvertError("ONNX graph has no nodes")
+    return nodes, inits
+
+
+_PASS = ("Identity", "Cast")
+_SIDE_RE = re.compile(r"(?:^|[./_])side(\d+)(?:[./_]|$)")
+_BODY_RE = re.compile(r"(?:^|\.)(stage\d+d?)\.(rebnconv(?:in|\d+d?))\.conv_s1\.weight$")
+
+
+def convert_onnx_bytes(buf, name=None):
+    nodes, inits = parse_onnx(buf)
+    producer = {}
+    consumers = collections.defaultdict(list)
+    for n in nodes:
+        for o in n.outputs:
+            if o:
+                producer[o] = n
+        for i in n.inputs:
+            if i:
+                consumers[i].append(n)
+    cache = {}
+
+    def const(tname, user):
+        """Value of a constant tensor feeding `user` (initializer, Constant, via Identity/Cast)."""
+        if tname in cache:
+            return cache[tname]
+        if tname in inits:
+            v = onnx_tensor(inits[tname], tname)
+        elif tname in producer and producer[tname].op == "Constant":
+            c = producer[tname]
+            if "value" not in c.attrs or c.attrs["value"].get(5) is None:
+                raise ConvertError("%s: unsupported Constant form" % c.label())
+            v = onnx_tensor(_PB(c.attrs["value"].get(5)), tname)
+        elif tname in producer and producer[tname].op in _PASS and producer[tname].inputs:
+            v = const(producer[tname].inputs[0], user)
+            if producer[tname].op == "Cast":
+                to = producer[tname].attr_int("to", _ONNX_FLOAT)
+                if to not in (_ONNX_FLOAT, _ONNX_FLOAT16, _ONNX_DOUBLE):
+                    raise ConvertError("%s casts a weight to type %d" % (producer[tname].label(), to))
+                v = v.astype({_ONNX_FLOAT: np.float32, _ONNX_FLOAT16: np.float16, _ONNX_DOUBLE: np.float64}[to])
+        else:
+            raise ConvertError("%s: input %s is not a constant weight" % (user.label(), tname))
+        cache[tname] = v
+        return v
+
+    convs = []   # dicts: node, weight name, W, b
+    folded_bn = set()
+    for n in nodes:
+        if n.op != "Conv":
+            continue
+        if n.domain not in ("", "ai.onnx"):
+            continue
+        if len(n.inputs) < 2:
+            raise ConvertError("%s has no weight input" % n.label())
+        w = const(n.inputs[1], n)
+        if w.ndim != 4:
+            raise ConvertError("%s: weight %s has shape %s, expected 4-D" % (n.label(), n.inputs[1], _shape_str(w.shape)))
+        b = const(n.inputs[2], n) if len(n.inputs) > 2 and n.inputs[2] else None
+        if b is not None and b.shape != (w.shape[0],):
+            raise ConvertError("%s: bias %s has shape %s, expected [%d]" % (n.label(), n.inputs[2], _shape_str(b.shape), w.shape[0]))
+        group = n.attr_int("group", 1)
+        strides = n.attr_ints("strides") or [1, 1]
+        if group != 1 or any(s != 1 for s in strides):
+            raise ConvertError("%s: group %d strides %s are not a U2Net convolution" % (n.label(), group, strides))
+        dil = n.attr_ints("dilations") or [1, 1]
+        pads = n.attr_ints("pads") or [0, 0, 0, 0]
+        # follow Identity/Cast to a BatchNormalization that is the only consumer
+        out = n.outputs[0]
+        bn = None
+        t = out
+        while True:
+            users = consumers.get(t, [])
+            if len(users) != 1:
+                break
+            u = users[0]
+            if u.op in _PASS and u.inputs[0] == t:
+                t = u.outputs[0]
+                continue
+            if u.op == "BatchNormalization" and u.inputs[0] == t:
+                bn = u
+            break
+        W = w.astype(np.float64)
+        B = None if b is None else b.astype(np.float64)
+        if bn is not None:
+            if len(bn.inputs) < 5:
+                raise ConvertError("%s has too few inputs" % bn.label())
+            if bn.attr_int("training_mode", 0):
+                raise ConvertError("%s is in training mode" % bn.label())
+            gamma, beta, mean, var = (const(x, bn).astype(np.float64) for x in bn.inputs[1:5])
+            # epsilon is stored as float32: take the shortest decimal that
+            # rounds to it (1e-05 for PyTorch's default), as the exporter meant
+            eps = float(str(np.float32(bn.attr_float("epsilon", 1e-5))))
+            for nm, arr in zip(bn.inputs[1:5], (gamma, beta, mean, var)):
+                if arr.shape != (w.shape[0],):
+                    raise ConvertError("%s: %s has shape %s, expected [%d]" % (bn.label(), nm, _shape_str(arr.shape), w.shape[0]))
+            if np.any(var < 0):
+                raise ConvertError("%s: negative variance" % bn.label())
+            Wf, Bf = fmt.fold_bn(W, B, gamma, beta, mean, var, eps)
+            folded_bn.add(bn.index)
+        else:
+            Wf = W.astype(np.float32)
+            Bf = np.zeros(w.shape[0], np.float32) if B is None else B.astype(np.float32)
+        _check_finite("%s (%s)" % (n.label(), n.inputs[1]), Wf, Bf)
+        convs.append({"node": n, "wname": n.inputs[1], "W": Wf, "b": Bf, "dil": list(dil), "pads": list(pads)})
+    for n in nodes:
+        if n.op == "BatchNormalization" and n.index not in folded_bn:
+            raise ConvertError("%s does not directly follow a Conv: unexpected graph" % n.label())
+    if not convs:
+        raise ConvertError("ONNX graph has no Conv nodes: unknown network")
+
+    out_ch = 1
+    outs = [c for c in convs if c["W"].shape[2:] == (1, 1)]
+    sides = [c for c in convs if c["W"].shape[2:] != (1, 1) and c["W"].shape[0] == out_ch]
+    body = [c for c in convs if c not in outs and c not in sides]
+    net = None
+    for cand, stages in fmt.NETWORKS:
+        want = [e for e in fmt.conv_list(stages) if e[0].startswith("stage")]
+        if len(want) == len(body) and all(c["W"].shape == (e[2], e[1], e[3], e[3]) for c, e in zip(body, want)):
+            net = cand
+            break
+    if net is None:
+        best = None
+        for cand, stages in fmt.NETWORKS:
+            want = [e for e in fmt.conv_list(stages) if e[0].startswith("stage")]
+            if len(want) != len(body):
+                continue
+            good = sum(c["W"].shape == (e[2], e[1], e[3], e[3]) for c, e in zip(body, want))
+            if best is None or good > best[0]:
+                best = (good, cand, want)
+        if best is None or best[0] < len(body) // 2:
+            raise ConvertError("unknown network: %d body convolutions, %d side convolutions, %d 1x1 convolutions "
+                               "(U2Net/U2NetP have 112, 6, 1)" % (len(body), len(sides), len(outs)))
+        _good, cand, want = best
+        for c, e in zip(body, want):
+            s = (e[2], e[1], e[3], e[3])
+            if c["W"].shape != s:
+                raise ConvertError("%s weight %s has shape %s, expected %s for %s.weight (%s)" % (
+                    c["node"].label(), c["wname"], _shape_str(c["W"].shape), _shape_str(s), e[0], NET_LABEL[cand]))
+    stages = dict(fmt.NETWORKS)[net]
+    label = NET_LABEL[net]
+    clist = fmt.conv_list(stages, out_ch)
+    nst = (len(stages) + 1) // 2
+    body_want = [e for e in clist if e[0].startswith("stage")]
+    # names in the graph, when they are official keys, must agree with the order
+    for c, e in zip(body, body_want):
+        m = _BODY_RE.search(c["wname"])
+        if m and "%s.%s" % m.groups() != e[0]:
+            raise ConvertError("%s weight %s sits where %s belongs: unexpected graph order" % (c["node"].label(), c["wname"], e[0]))
+        _check_geometry(c, e)
+    if len(sides) != nst or len(outs) != 1:
+        raise ConvertError("%d side and %d 1x1 convolutions, %s has %d and 1" % (len(sides), len(outs), label, nst))
+    # which side is which: trace each side conv's input back to the stage producing it
+    stage_of = {}
+    idx = 0
+    names = fmt.stage_names(stages)
+    for si, st in enumerate(stages):
+        for _ in fmt.stage_convs(st):
+            stage_of[id(body[idx]["node"])] = si
+            idx += 1
+    assigned = {}
+    for pos, c in enumerate(sides):
+        k = _trace_side(c["node"], producer, stage_of, nst)
+        m = _SIDE_RE.search(c["wname"])
+        kn = int(m.group(1)) if m else None
+        if k is not None and kn is not None and k != kn:
+            raise ConvertError("%s (%s) reads %s's output, which feeds side%d" % (c["node"].label(), c["wname"],
+                                                                                 names[2 * nst - 1 - k] if k < nst else names[nst - 1], k))
+        k = k if k is not None else kn if kn is not None else pos + 1
+        if not 1 <= k <= nst or k in assigned:
+            raise ConvertError("cannot tell which side output %s (%s) is" % (c["node"].label(), c["wname"]))
+        assigned[k] = c
+    tensors = collections.OrderedDict()
+    for prefix, ci, co, ks, d in clist:
+        if prefix.startswith("stage"):
+            c = body.pop(0)
+        elif prefix == "outconv":
+            c = outs[0]
+        else:
+            c = assigned[int(prefix[4:])]
+        want_shape = (co, ci, ks, ks)
+        if c["W"].shape != want_shape:
+            raise ConvertError("%s weight %s has shape %s, expected %s for %s.weight (%s)" % (
+                c["node"].label(), c["wname"], _shape_str(c["W"].shape), _shape_str(want_shape), prefix, label))
+        if not prefix.startswith("stage"):
+            _check_geometry(c, (prefix, ci, co, ks, d))
+        tensors[prefix + ".weight"] = c["W"]
+        tensors[prefix + ".bias"] = c["b"]
+    return Model(name or net, net, stages, tensors, "onnx")
+
+
+def _check_geometry(c, e):
+    prefix, _ci, _co, k, d = e
+    p = d * (k // 2)
+    if c["dil"] != [d, d] or c["pads"] != [p, p, p, p]:
+        raise ConvertError("%s (%s, %s): dilations %s pads %s, expected dilation %d padding %d"
+                           % (c["node"].label(), c["wname"], prefix, c["dil"], c["pads"], d, p))
+
+
+def _trace_side(node, producer, stage_of, nst):
+    """Side index (1..n) from the stage whose output feeds this conv, or None."""
+    seen = set()
+    todo = [node.inputs[0]]
+    stages = set()
+    steps = 0
+    while todo and steps < 64:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        steps += 1
+        p = producer.get(t)
+        if p is None:
+            return None
+        if p.op == "Conv":
+            if id(p) not in stage_of:
+                return None
+            stages.add(stage_of[id(p)])
+            continue
+        if p.op not in ("Add", "Relu", "BatchNormalization", "Cast", "Identity"):
+            return None
+        todo.extend(p.inputs[:1] if p.op == "BatchNormalization" else p.inputs)
+    if todo or len(stages) != 1:
+        return None
+    s = stages.pop()
+    if s == nst - 1:
+        return nst
+    if s >= nst:
+        return 2 * nst - 1 - s
+    return None
+
+
+# ---------------------------------------------------------------------------
+# files
+
+def sniff(buf):
+    if not buf:
+        return "empty"
+    if buf[:4] == b"PK\x03\x04" or buf[:4] == b"PK\x05\x06":
+        return "zip"
+    if buf[:4] == fmt.MAGIC:
+        return "u2nc"
+    if buf[0] == 0x80 and len(buf) > 1 and buf[1] <= 5:
+        return "pickle"
+    if len(buf) > 262 and buf[257:262] == b"ustar":
+        return "tar"
+    return "onnx"
+
+
+def load_checkpoint_bytes(buf):
+    kind = sniff(buf)
+    if kind == "zip":
+        return load_zip_checkpoint(buf)
+    if kind == "pickle":
+        return load_legacy_checkpoint(buf)
+    raise ConvertError("not a PyTorch checkpoint")
+
+
+def convert_bytes(buf, name=None):
+    kind = sniff(buf)
+    if kind == "empty":
+        raise ConvertError("empty file")
+    if kind == "u2nc":
+        raise ConvertError("already a u2net.c model file")
+    if kind == "tar":
+        raise ConvertError("tar-format checkpoint (PyTorch < 0.1.10) is not supported")
+    if kind in ("zip", "pickle"):
+        obj = load_checkpoint_bytes(buf)
+        return convert_state_dict(_find_state_dict(obj), name)
+    try:
+        return convert_onnx_bytes(buf, name)
+    except ConvertError as e:
+        if str(e).startswith(("truncated or corrupt protobuf", "corrupt protobuf", "not an ONNX model")):
+            if buf[:1] == b"\x08":     # ModelProto.ir_version comes first in every ONNX file
+                raise ConvertError("truncated or corrupt ONNX model (%s)" % e)
+            raise ConvertError("not a PyTorch checkpoint or ONNX model (%s)" % e)
+        raise
+
+
+def convert_file(path, name=None):
+    """Read a checkpoint or ONNX file and return a Model."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except IsADirectoryError:
+        raise ConvertError("is a directory")
+    except OSError as e:
+        raise ConvertError("cannot read: %s" % (e.strerror or e))
+    m = convert_bytes(buf, name)
+    m.source = path
+    return m
+
+
+def write_model(model, path, dtype="f32", protect=()):
+    """Write a Model to a u2net.c model file (atomically)."""
+    return fmt.write_model(path, model.name, model.stages, list(model.tensors.items()), dtype=dtype,
+                           protect=protect)
+
+
+def _main(argv):
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            sys.stderr.write("%s: %s\n" % (PROG, message))
+            sys.exit(2)
+
+    ap = Parser(prog=PROG, description="Convert a U2Net/U2NetP checkpoint (.pth) or ONNX model to a u2net.c model file.")
+    ap.add_argument("input")
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--fp16", action="store_true", help="store float16 weights (default float32)")
+    ap.add_argument("--name", help="model name stored in the file (default u2net or u2netp)")
+    ap.add_argument("--force", action="store_true",
+                    help="overwrite OUTPUT even if it is not a u2net.c model file")
+    args = ap.parse_args(argv)
+    src = args.input
+    try:
+        if args.name is not None:
+            try:
+                fmt._check_name(args.name)
+            except fmt.FormatError as e:
+                raise ConvertError("bad --name: %s" % e)
+        out = args.output
+        if os.path.isdir(out):
+            raise ConvertError("output %s is a directory" % out)
+        if os.path.exists(src) and os.path.exists(out) and fmt._same_file(src, out):
+            raise ConvertError("output %s is the input file" % out)
+        if os.path.exists(out) and not args.force:
+            with open(out, "rb") as f:
+                if f.read(4) != fmt.MAGIC:
+                    raise ConvertError("output %s exists and is not a u2net.c model file (use --force)" % out)
+        model = convert_file(src, args.name)
+        d = os.path.dirname(os.path.abspath(out))
+        os.makedirs(d, exist_ok=True)
+        nbytes = write_model(model, out, "f16" if args.fp16 else "f32", protect=(src,))
+    except (ConvertError, fmt.FormatError) as e:
+        sys.stderr.write("%s: %s: %s\n" % (PROG, src, _one_line(e)))
+        return 1
+    except OSError as e:
+        sys.stderr.write("%s: %s: %s\n" % (PROG, src, _one_line(e.strerror and "%s: %s" % (e.filename or "", e.strerror) or e)))
+        return 1
+    except MemoryError:
+        sys.stderr.write("%s: %s: out of memory\n" % (PROG, src))
+        return 1
+    except Exception as e:  # a bug or an input nothing above foresaw: still one line
+        sys.stderr.write("%s: %s: unexpected error: %s: %s\n" % (PROG, src, type(e).__name__, _one_line(e)))
+        return 1
+    print("%s: %s (%s), %d convs, %d values, %s, %d bytes" % (
+        out, model.name, NET_LABEL[model.network], model.conv_count, model.value_count,
+        "float16" if args.fp16 else "float32", nbytes))
+    return 0
+
+
+def _one_line(e):
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
