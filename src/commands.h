@@ -1,8 +1,12 @@
-/* commands.h - the program's subcommands. Each takes argv with argv[0] the
- * subcommand's name and returns the process exit status. */
+/* commands.h - the program's commands. Each takes argv with argv[0] the
+ * command's name and returns the process exit status. */
 #ifndef U2NET_COMMANDS_H
 #define U2NET_COMMANDS_H
 
+/* `u2net tensor`: the network on a raw float32 tensor. */
 int cmd_tensor(int argc, char **argv);
+
+/* `u2net [OPTIONS] INPUT... -o OUTPUT`: background removal on images. */
+int cmd_remove(int argc, char **argv);
 
 #endif

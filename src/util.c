@@ -1,15 +1,14 @@
 /* util.c - helpers for the command-line program. */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdint.h>
 #include <stdarg.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void die_msg(const char *fmt, ...)
@@ -24,7 +23,8 @@ void die_msg(const char *fmt, ...)
 
 int parse_int(const char *s, long lo, long hi, long *out)
 {
-    if (!s || !*s)
+    /* strtol would skip leading blanks; a value is only its digits */
+    if (!s || !*s || isspace((unsigned char)*s))
         return -1;
     char *end;
     errno = 0;
@@ -35,52 +35,136 @@ int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-int read_file(const char *path, unsigned char **data, size_t *len)
+/* Length of the run of decimal digits at s. */
+static size_t digit_run(const char *s)
+{
+    size_t n = 0;
+    while (s[n] >= '0' && s[n] <= '9')
+        n++;
+    return n;
+}
+
+int parse_float(const char *s, double lo, double hi, double *out)
+{
+    if (!s)
+        return -1;
+    /* strtod also takes blanks, hex, "inf" and "nan": check the plain
+     * decimal form first, then let strtod convert it */
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    const size_t whole = digit_run(p);
+    p += whole;
+    size_t frac = 0;
+    if (*p == '.') {
+        p++;
+        frac = digit_run(p);
+        p += frac;
+    }
+    if (whole + frac == 0)
+        return -1;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        const size_t exp = digit_run(p);
+        if (exp == 0)
+            return -1;
+        p += exp;
+    }
+    if (*p)
+        return -1;
+    char *end;
+    errno = 0;
+    const double v = strtod(s, &end);
+    if (errno || *end || !(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int read_stream(FILE *f, size_t limit, unsigned char **data, size_t *len)
 {
     *data = NULL, *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
+    int saved = buf ? 0 : ENOMEM;
     while (buf) {
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap)
             break;
+        if (limit && n > limit) {
+            saved = EFBIG;
+            break;
+        }
         unsigned char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
         if (!nb) {
-            free(buf);
-            buf = NULL;
-            errno = ENOMEM;
+            saved = ENOMEM;
             break;
         }
         buf = nb, cap *= 2;
     }
-    const int bad = !buf || ferror(f);
-    const int saved = errno;
-    fclose(f);
-    if (bad) {
+    if (!saved && limit && n > limit)
+        saved = EFBIG;
+    if (!saved && ferror(f))
+        saved = errno ? errno : EIO;
+    if (saved) {
         free(buf);
-        errno = saved ? saved : EIO;
+        errno = saved;
         return -1;
     }
     *data = buf, *len = n;
     return 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len)
+int read_file(const char *path, unsigned char **data, size_t *len)
 {
-    const size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
+    *data = NULL, *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    errno = 0;
+    int rc = read_stream(f, 0, data, len);
+    const int saved = errno;
+    fclose(f);
+    errno = saved;
+    return rc;
+}
+
+/* The folder part of path ("." when it has none), as a new string. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    const size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Writes data to a new temporary file beside path and moves it into place:
+ * with replace, by rename; without, by link, which refuses an existing path
+ * atomically (rename after a check where the filesystem has no hard links). */
+static int write_atomic(const char *path, const void *data, size_t len, int replace)
+{
+    /* a hidden name in the same folder: the rename stays on one filesystem,
+     * folder scans skip it, and it cannot exceed NAME_MAX */
+    char *dir = dir_of(path);
+    char *tmp = dir ? path_join(dir, ".u2net-XXXXXX") : NULL;
+    free(dir);
     if (!tmp) {
         errno = ENOMEM;
         return -1;
     }
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp.XXXXXX", 12);
     const int fd = mkstemp(tmp);
     if (fd < 0) {
+        const int saved = errno;
         free(tmp);
+        errno = saved;
         return -1;
     }
     const unsigned char *p = data;
@@ -96,7 +180,7 @@ int write_file_atomic(const char *path, const void *data, size_t len)
         }
         p += w, left -= (size_t)w;
     }
-    /* mkstemp makes 0600 files; outputs get the usual 0644 less the umask */
+    /* mkstemp makes 0600 files; outputs get the usual 0666 less the umask */
     const mode_t um = umask(0);
     umask(um);
     if (ok && fchmod(fd, 0666 & ~um) != 0)
@@ -104,12 +188,122 @@ int write_file_atomic(const char *path, const void *data, size_t len)
     int saved = errno;
     if (close(fd) != 0 && ok)
         ok = 0, saved = errno;
-    if (ok && rename(tmp, path) != 0)
+    if (ok && replace && rename(tmp, path) != 0)
         ok = 0, saved = errno;
+    if (ok && !replace) {
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+        } else if (errno == EPERM || errno == EOPNOTSUPP || errno == ENOSYS) {
+            struct stat st;
+            if (lstat(path, &st) == 0)
+                ok = 0, saved = EEXIST;
+            else if (rename(tmp, path) != 0)
+                ok = 0, saved = errno;
+        } else {
+            ok = 0, saved = errno;
+        }
+    }
     if (!ok) {
         unlink(tmp);
         errno = saved;
     }
     free(tmp);
     return ok ? 0 : -1;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len)
+{
+    return write_atomic(path, data, len, 1);
+}
+
+int write_file_new(const char *path, const void *data, size_t len)
+{
+    return write_atomic(path, data, len, 0);
+}
+
+int write_stream(FILE *f, const void *data, size_t len)
+{
+    if (fwrite(data, 1, len, f) != len || fflush(f) != 0) {
+        if (!errno)
+            errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+int make_dirs(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        errno = ENOTDIR;
+        return -1;
+    }
+    char *p = strdup(path);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    /* create each prefix ending before a '/', then the whole path */
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        const int end = *s == '\0';
+        if (!end && *s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = -1;
+            break;
+        }
+        if (end)
+            break;
+        *s = '/';
+        while (s[1] == '/')
+            s++;
+    }
+    const int saved = errno;
+    if (rc == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = -1;
+    free(p);
+    if (rc != 0)
+        errno = saved == EEXIST ? ENOTDIR : saved;
+    return rc;
+}
+
+char *path_join(const char *a, const char *b)
+{
+    const size_t na = strlen(a), nb = strlen(b);
+    const int slash = na > 0 && a[na - 1] != '/';
+    char *s = malloc(na + slash + nb + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, a, na);
+    if (slash)
+        s[na] = '/';
+    memcpy(s + na + slash, b, nb + 1);
+    return s;
+}
+
+const char *path_extension(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    return dot && dot != base ? dot + 1 : base + strlen(base);
+}
+
+int str_eq_ci(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+            return 0;
+    return *a == *b;
+}
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }

@@ -3,19 +3,54 @@
 #define U2NET_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Prints "u2net: " + the formatted message + newline on stderr. */
 void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Parses a whole decimal integer in [lo, hi]; returns 0 on success. */
+/* Parses a whole decimal integer in [lo, hi]: no leading blanks, no trailing
+ * characters. Returns 0 on success. */
 int parse_int(const char *s, long lo, long hi, long *out);
+
+/* Parses a whole plain decimal number ([+-]digits[.digits][e[+-]digits]) in
+ * [lo, hi]: no blanks, hex, inf or nan. Returns 0 on success. */
+int parse_float(const char *s, double lo, double hi, double *out);
 
 /* Reads a whole file into a new buffer; returns 0, or -1 with errno set. */
 int read_file(const char *path, unsigned char **data, size_t *len);
+
+/* As read_file, for an open stream, stopping with EFBIG once more than limit
+ * bytes arrive (limit 0: no limit). */
+int read_stream(FILE *f, size_t limit, unsigned char **data, size_t *len);
 
 /* Writes len bytes to path through a temporary file in the same folder and a
  * rename, so path never holds a partial file. Returns 0, or -1 with errno set
  * (the temporary file is removed). */
 int write_file_atomic(const char *path, const void *data, size_t len);
+
+/* As write_file_atomic, but never replaces an existing path: fails with
+ * EEXIST instead, even when the path appears while writing. */
+int write_file_new(const char *path, const void *data, size_t len);
+
+/* Writes len bytes to a stream and flushes it; returns 0, or -1 with errno. */
+int write_stream(FILE *f, const void *data, size_t len);
+
+/* Creates a folder and its missing parents (mode 0777 less the umask).
+ * Returns 0 when path is (now) a folder, or -1 with errno set. */
+int make_dirs(const char *path);
+
+/* a + "/" + b as a new string (no doubled '/'); a "" gives b. NULL when out
+ * of memory. */
+char *path_join(const char *a, const char *b);
+
+/* The extension of a path's last component without the dot ("" if none; a
+ * leading dot does not start one), pointing into path. */
+const char *path_extension(const char *path);
+
+/* Case-insensitive ASCII string equality. */
+int str_eq_ci(const char *a, const char *b);
+
+/* Seconds on a monotonic clock. */
+double now_seconds(void);
 
 #endif

@@ -2,6 +2,7 @@
 named on the command line) and ends with the line `N passed, M failed, K skipped`."""
 import importlib
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -16,6 +17,8 @@ def main(argv):
     names = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py"))
     if only:
         names = [n for n in names if any(o in n for o in only)]
+    # scratch folders of the previous run go; each test makes its own below
+    shutil.rmtree(testlib.WORK, ignore_errors=True)
     passed = failed = skipped = 0
     failures = []
     for name in names:

@@ -58,9 +58,7 @@ def tidy(fn):
 _VALID = {}
 
 
-def need_engine():
-    if not os.path.exists(testlib.U2NET):
-        raise Skip("build/u2net not built yet")
+need_engine = testlib.need_engine
 
 
 def valid_model_bytes():

@@ -883,8 +883,7 @@ def test_converter_never_imports_torch():
 def test_engine_runs_converted():
     """The engine's outputs on files converted from zip, legacy and ONNX agree
     with the PyTorch reference (needs build/u2net and PyTorch)."""
-    if not os.path.exists(testlib.U2NET):
-        raise Skip("build/u2net not built yet")
+    testlib.need_engine()
     testlib.need_torch()
     try:
         import make_goldens

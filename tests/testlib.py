@@ -41,6 +41,12 @@ def need_torch():
         raise Skip("PyTorch not installed (python3-torch)")
 
 
+def need_engine():
+    """The program is built by `make test` before the tests run: its absence
+    is a failure, not a reason to skip."""
+    assert os.path.exists(U2NET), "program not built: %s (run make)" % U2NET
+
+
 def need_shared_weights():
     if not os.path.exists(REAL_ONNX):
         raise Skip("missing %s" % REAL_ONNX)

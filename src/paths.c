@@ -1,0 +1,488 @@
+/* paths.c - input discovery, output naming, file sets and model lookup. */
+#include "paths.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* Deeper folders than this are reported, not walked: it bounds the recursion
+ * (and so the stack) whatever the tree. */
+#define MAX_FOLDER_DEPTH 256
+
+/* ---- file identity set: open addressing, linear probing ---- */
+
+static size_t file_id_hash(dev_t dev, ino_t ino)
+{
+    uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15u ^ (uint64_t)dev * 0xC2B2AE3D27D4EB4Fu;
+    return (size_t)(h ^ h >> 29);
+}
+
+const file_id *file_id_find(const file_id_set *s, dev_t dev, ino_t ino)
+{
+    if (!s->cap)
+        return NULL;
+    for (size_t i = file_id_hash(dev, ino) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        const file_id *e = &s->slots[i];
+        if (!e->used)
+            return NULL;
+        if (e->dev == dev && e->ino == ino)
+            return e;
+    }
+}
+
+static void file_id_put(file_id *slots, size_t cap, file_id e)
+{
+    size_t i = file_id_hash(e.dev, e.ino) & (cap - 1);
+    while (slots[i].used)
+        i = (i + 1) & (cap - 1);
+    slots[i] = e;
+}
+
+int file_id_add(file_id_set *s, dev_t dev, ino_t ino, const char *path)
+{
+    if (file_id_find(s, dev, ino))
+        return 0;
+    /* keep the table at most half full so probes stay short */
+    if ((s->count + 1) * 2 > s->cap) {
+        const size_t cap = s->cap ? s->cap * 2 : 64;
+        file_id *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i].used)
+                file_id_put(slots, cap, s->slots[i]);
+        free(s->slots);
+        s->slots = slots, s->cap = cap;
+    }
+    file_id_put(s->slots, s->cap, (file_id){dev, ino, path, 1});
+    s->count++;
+    return 0;
+}
+
+void file_id_set_free(file_id_set *s)
+{
+    free(s->slots);
+    s->slots = NULL, s->cap = s->count = 0;
+}
+
+/* ---- claimed output paths: the same scheme keyed by string ---- */
+
+static size_t str_hash(const char *s)
+{
+    uint64_t h = 0xCBF29CE484222325u;  /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001B3u;
+    return (size_t)h;
+}
+
+const char *claim_find(const claim_table *t, const char *path)
+{
+    if (!t->cap)
+        return NULL;
+    for (size_t i = str_hash(path) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        const claim *c = &t->slots[i];
+        if (!c->key)
+            return NULL;
+        if (!strcmp(c->key, path))
+            return c->input;
+    }
+}
+
+static void claim_put(claim *slots, size_t cap, claim c)
+{
+    size_t i = str_hash(c.key) & (cap - 1);
+    while (slots[i].key)
+        i = (i + 1) & (cap - 1);
+    slots[i] = c;
+}
+
+int claim_add(claim_table *t, const char *path, const char *input)
+{
+    if (claim_find(t, path))
+        return 0;
+    if ((t->count + 1) * 2 > t->cap) {
+        const size_t cap = t->cap ? t->cap * 2 : 64;
+        claim *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return -1;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].key)
+                claim_put(slots, cap, t->slots[i]);
+        free(t->slots);
+        t->slots = slots, t->cap = cap;
+    }
+    char *key = strdup(path);
+    if (!key)
+        return -1;
+    claim_put(t->slots, t->cap, (claim){key, input});
+    t->count++;
+    return 0;
+}
+
+void claim_table_free(claim_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].key);
+    free(t->slots);
+    t->slots = NULL, t->cap = t->count = 0;
+}
+
+/* ---- input discovery ---- */
+
+int is_image_name(const char *name)
+{
+    static const char *const exts[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif",
+                                       "pnm", "ppm", "pgm", "pbm"};
+    const char *ext = path_extension(name);
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++)
+        if (str_eq_ci(ext, exts[i]))
+            return 1;
+    return 0;
+}
+
+/* The last component of path less its extension, as a new string. */
+static char *stem_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *ext = path_extension(path);
+    const size_t n = *ext ? (size_t)(ext - 1 - base) : strlen(base);
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, base, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Appends an input; takes ownership of path and subdir (freed on failure). */
+static int add_input(input_list *l, char *path, char *subdir, char *stem, const struct stat *st)
+{
+    if (!path || !subdir || !stem)
+        goto fail;
+    if (l->count == l->cap) {
+        const size_t cap = l->cap ? l->cap * 2 : 16;
+        input_file *items = realloc(l->items, cap * sizeof *items);
+        if (!items)
+            goto fail;
+        l->items = items, l->cap = cap;
+    }
+    input_file *f = &l->items[l->count++];
+    f->path = path, f->subdir = subdir, f->stem = stem;
+    f->has_id = st != NULL;
+    f->dev = st ? st->st_dev : 0;
+    f->ino = st ? st->st_ino : 0;
+    return 0;
+fail:
+    free(path);
+    free(subdir);
+    free(stem);
+    return -1;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The visible names of an open folder, sorted; -1 with errno on failure. */
+static int list_names(DIR *d, char ***names_out, size_t *count_out)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        errno = 0;
+        const struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                goto fail;
+            break;
+        }
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                errno = ENOMEM;
+                goto fail;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            errno = ENOMEM;
+            goto fail;
+        }
+        n++;
+    }
+    if (n)
+        qsort(names, n, sizeof *names, cmp_names);
+    *names_out = names, *count_out = n;
+    return 0;
+fail:;
+    const int saved = errno;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    errno = saved;
+    return -1;
+}
+
+typedef struct {
+    input_list *list;
+    file_id_set *visited;
+    const scan_opts *opts;
+    size_t *problems;
+    size_t found;         /* images added below the INPUT folder */
+    int skipped_subdirs;  /* sub-folders seen but not walked (no -r) */
+} walk;
+
+/* Adds the images of folder dir (whose own identity is st), found at subdir
+ * below the INPUT folder. Returns -1 only when out of memory. */
+static int walk_folder(walk *w, const char *dir, const char *subdir, const struct stat *st,
+                       int depth)
+{
+    if (file_id_find(w->visited, st->st_dev, st->st_ino))
+        return 0;
+    if (file_id_add(w->visited, st->st_dev, st->st_ino, NULL) != 0)
+        return -1;
+    DIR *d = opendir(dir);
+    char **names = NULL;
+    size_t n = 0;
+    if (!d || list_names(d, &names, &n) != 0) {
+        if (errno == ENOMEM) {
+            if (d)
+                closedir(d);
+            return -1;
+        }
+        die_msg("%s: cannot read folder: %s", dir, strerror(errno));
+        (*w->problems)++;
+        if (d)
+            closedir(d);
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *name = names[i];
+        struct stat est;
+        if (fstatat(dirfd(d), name, &est, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;  /* gone since it was listed */
+        char *path = path_join(dir, name);
+        if (!path) {
+            rc = -1;
+            break;
+        }
+        if (S_ISDIR(est.st_mode)) {
+            const int is_output = w->opts->skip_dir && est.st_dev == w->opts->skip_dev &&
+                                  est.st_ino == w->opts->skip_ino;
+            if (!w->opts->recursive) {
+                w->skipped_subdirs = 1;
+            } else if (is_output) {
+                /* the output folder below an input folder holds results */
+            } else if (depth + 1 >= MAX_FOLDER_DEPTH) {
+                die_msg("%s: more than %d folders deep; not walked", path, MAX_FOLDER_DEPTH);
+                (*w->problems)++;
+            } else {
+                char *sub = path_join(subdir, name);
+                rc = sub ? walk_folder(w, path, sub, &est, depth + 1) : -1;
+                free(sub);
+            }
+            free(path);
+            continue;
+        }
+        if (!is_image_name(name)) {
+            free(path);
+            continue;
+        }
+        /* a link to a file is taken (a broken one fails when it is read, so
+         * it is reported); links to folders are not followed */
+        struct stat target = est;
+        const int is_link = S_ISLNK(est.st_mode);
+        const int resolved = !is_link || stat(path, &target) == 0;
+        if (resolved && !S_ISREG(target.st_mode)) {
+            free(path);
+            continue;
+        }
+        rc = add_input(w->list, path, strdup(subdir), stem_of(name), resolved ? &target : NULL);
+        if (rc == 0)
+            w->found++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+int inputs_add(input_list *l, file_id_set *visited, const char *arg, const scan_opts *o,
+               size_t *problems)
+{
+    if (!strcmp(arg, "-"))
+        return add_input(l, strdup("-"), strdup(""), strdup("stdin"), NULL);
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        die_msg("%s: %s", arg, strerror(errno));
+        (*problems)++;
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return add_input(l, strdup(arg), strdup(""), stem_of(arg), &st);
+    if (file_id_find(visited, st.st_dev, st.st_ino))
+        return 0;  /* the same folder named twice: its images are in already */
+    walk w = {l, visited, o, problems, 0, 0};
+    const size_t problems_before = *problems;
+    if (walk_folder(&w, arg, "", &st, 0) != 0)
+        return -1;
+    if (w.found == 0 && *problems == problems_before) {
+        die_msg("%s: no image files in this folder%s", arg,
+                w.skipped_subdirs ? " (use -r to include its sub-folders)" : "");
+        (*problems)++;
+    }
+    return 0;
+}
+
+void inputs_free(input_list *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->items[i].path);
+        free(l->items[i].subdir);
+        free(l->items[i].stem);
+    }
+    free(l->items);
+    l->items = NULL, l->count = l->cap = 0;
+}
+
+/* ---- outputs ---- */
+
+char *output_path(const char *dir, const char *subdir, const char *stem, const char *type,
+                  const char *ext)
+{
+    const size_t n = strlen(stem) + strlen(type) + strlen(ext) + 3;
+    char *name = malloc(n);
+    if (!name)
+        return NULL;
+    snprintf(name, n, "%s_%s.%s", stem, type, ext);
+    char *folder = path_join(dir, subdir);
+    char *path = folder ? path_join(folder, name) : NULL;
+    free(folder);
+    free(name);
+    return path;
+}
+
+/* ---- models ---- */
+
+/* The folder of this program's folder ("/x" for /x/build/u2net), or NULL. */
+static char *program_parent(void)
+{
+    size_t cap = 256;
+    for (;;) {
+        char *buf = malloc(cap);
+        if (!buf)
+            return NULL;
+        const ssize_t n = readlink("/proc/self/exe", buf, cap);
+        if (n < 0) {
+            free(buf);
+            return NULL;
+        }
+        if ((size_t)n < cap) {
+            buf[n] = '\0';
+            for (int up = 0; up < 2; up++) {
+                char *slash = strrchr(buf, '/');
+                if (!slash) {
+                    free(buf);
+                    return NULL;
+                }
+                /* "/u2net" has the root as its folder */
+                slash[slash == buf] = '\0';
+            }
+            return buf;
+        }
+        free(buf);
+        if (cap > 1 << 20)
+            return NULL;
+        cap *= 2;
+    }
+}
+
+/* Appends ", " (when not first) and s to the growing string *acc. */
+static int append_list(char **acc, const char *s)
+{
+    const size_t a = *acc ? strlen(*acc) : 0, b = strlen(s);
+    char *n = realloc(*acc, a + b + 3);
+    if (!n)
+        return -1;
+    if (a)
+        memcpy(n + a, ", ", 2);
+    memcpy(n + (a ? a + 2 : 0), s, b + 1);
+    *acc = n;
+    return 0;
+}
+
+/* Returns the model file in folder when it is there; else adds the folder to
+ * *looked. *oom is set when out of memory. */
+static char *try_folder(const char *folder, const char *file, char **looked, int *oom)
+{
+    char *p = path_join(folder, file);
+    struct stat st;
+    if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode))
+        return p;
+    free(p);
+    if (!p || append_list(looked, folder) != 0)
+        *oom = 1;
+    return NULL;
+}
+
+char *model_find(const char *arg, char **looked)
+{
+    *looked = NULL;
+    const size_t n = strlen(arg);
+    if (strchr(arg, '/') || (n >= 5 && !strcmp(arg + n - 5, ".u2nc")))
+        return strdup(arg);
+    char *file = malloc(n + 6);
+    if (!file)
+        return NULL;
+    memcpy(file, arg, n);
+    memcpy(file + n, ".u2nc", 6);
+    char *found = NULL;
+    int oom = 0;
+    const char *env = getenv("U2NET_WEIGHTS");
+    if (env && *env) {
+        char *folders = strdup(env);
+        if (!folders)
+            oom = 1;
+        for (char *f = folders, *next; f && !found && !oom; f = next) {
+            next = strchr(f, ':');
+            if (next)
+                *next++ = '\0';
+            if (*f)
+                found = try_folder(f, file, looked, &oom);
+        }
+        free(folders);
+    }
+    if (!found && !oom) {
+        char *parent = program_parent();
+        char *weights = parent ? path_join(parent, "weights") : NULL;
+        if (weights)
+            found = try_folder(weights, file, looked, &oom);
+        free(weights);
+        free(parent);
+    }
+#ifdef U2NET_DATADIR
+    if (!found && !oom)
+        found = try_folder(U2NET_DATADIR, file, looked, &oom);
+#endif
+    free(file);
+    if (found || oom) {
+        free(*looked);
+        *looked = NULL;
+    }
+    return found;
+}
