@@ -75,11 +75,8 @@ static const char help_text[] =
     "Model:\n"
     "  -m, --model NAME|PATH  a model file (a value with '/' or ending in .u2nc), or\n"
     "                       NAME.u2nc looked up in $U2NET_WEIGHTS (folders separated\n"
-    "                       by ':'), in weights/ beside the program's folder"
-#ifdef U2NET_DATADIR
-    ",\n                       in " U2NET_DATADIR
-#endif
-    ";\n"
+    "                       by ':'), then in weights/ beside the program's folder\n"
+    "                       and in ../share/u2net from it (an installed program);\n"
     "                       default " DEFAULT_MODEL ". Make one with `make weights` or\n"
     "                       tools/convert.py.\n"
     "  --size N | WxH       network input size, 1..8192 a side (default the model's,\n"

@@ -468,17 +468,20 @@ char *model_find(const char *arg, char **looked)
         free(folders);
     }
     if (!found && !oom) {
+        /* build/u2net reads ./weights; an installed PREFIX/bin/u2net reads
+         * PREFIX/share/u2net, wherever PREFIX was moved to */
+        static const char *const beside[] = {"weights", "share/u2net"};
         char *parent = program_parent();
-        char *weights = parent ? path_join(parent, "weights") : NULL;
-        if (weights)
-            found = try_folder(weights, file, looked, &oom);
-        free(weights);
+        for (size_t i = 0; parent && i < 2 && !found && !oom; i++) {
+            char *folder = path_join(parent, beside[i]);
+            if (folder)
+                found = try_folder(folder, file, looked, &oom);
+            else
+                oom = 1;
+            free(folder);
+        }
         free(parent);
     }
-#ifdef U2NET_DATADIR
-    if (!found && !oom)
-        found = try_folder(U2NET_DATADIR, file, looked, &oom);
-#endif
     free(file);
     if (found || oom) {
         free(*looked);

@@ -94,7 +94,7 @@ char *output_path(const char *dir, const char *subdir, const char *stem, const c
 /* The model file for -m ARG. ARG holding a '/' or ending in .u2nc is a path
  * and is returned as it is; a name is looked up as NAME.u2nc in each folder
  * of $U2NET_WEIGHTS (':'-separated), in weights/ beside the program's folder
- * and in U2NET_DATADIR when the build defines it. Returns a new string, or
+ * and in share/u2net beside it (an installed program). Returns a new string, or
  * NULL with *looked (a new string, free it) listing the folders searched;
  * *looked is NULL when there was no folder to search or memory ran out. */
 char *model_find(const char *arg, char **looked);
