@@ -23,17 +23,23 @@ KERNEL_SRC  := $(wildcard kernels/*.c)
 PROGRAM_SRC := $(wildcard src/*.c)
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
 PROGRAM_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PROGRAM_SRC))
-TEST_BINS   := $(BUILD)/test_kernels
+TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all test weights clean install
+.PHONY: all test weights clean install demo readme-images
 all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net
 
 $(BUILD)/%.o: %.c $(wildcard engine/*.h kernels/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+# The AVX2 hot loops of the Winograd kernel; the library checks the CPU
+# before calling them.
+ifneq ($(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine)),)
+$(BUILD)/kernels/conv3x3_winograd_avx2.o: ALL_CFLAGS += -mavx2 -mfma
+endif
 
 $(BUILD)/libu2net.a: $(LIB_OBJ)
 	@rm -f $@
@@ -48,6 +54,13 @@ $(BUILD)/u2net: $(PROGRAM_OBJ) $(BUILD)/libu2net.a
 $(BUILD)/test_kernels: tests/test_kernels.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/test_threads: tests/test_threads.c $(BUILD)/libu2net.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
+# Speed and accuracy of the 3x3 convolution kernels on U2Net layer shapes.
+$(BUILD)/bench_conv: bench/bench_conv.c $(BUILD)/libu2net.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The default model, converted from the shared weights when they are present.
 weights/u2netp.u2nc: tools/convert.py tools/u2net_format.py
 	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then \
@@ -58,6 +71,18 @@ weights: weights/u2netp.u2nc
 test: all $(TEST_BINS)
 	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then $(MAKE) --no-print-directory weights; fi
 	U2NET_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/run.py $(TESTS)
+
+# Background removal on the sample photo with the default model.
+demo: all weights
+	@test -f weights/u2netp.u2nc || { echo "no default model: see README.md, Getting the weights"; exit 1; }
+	$(BUILD)/u2net docs/img/sample.jpg -o $(BUILD)/demo/ -t mask,rgba,composite \
+	  --background '#3366aa' --overwrite -v
+	@echo "outputs in $(BUILD)/demo/"
+
+# The README's pictures, made by the program from the generated sample.
+readme-images: all weights
+	$(BUILD)/u2net docs/img/sample.jpg -o docs/img/ -t mask,rgba,composite \
+	  --background '#3366aa' --overwrite -q
 
 # make install PREFIX=/opt/u2net: library, header, program, pkg-config file,
 # and the default model when it has been converted.
@@ -74,3 +99,16 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+# make bench: the engine against ONNX Runtime and PyTorch on the same weights
+# (bench/README.md); BENCH_ARGS="--models u2netp --sizes 320 --rounds 1" runs
+# a quick one. fma_peak measures the machine's FMA ceiling, so it is built for
+# this very CPU.
+BENCH_ARGS ?=
+$(BUILD)/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) -O2 -march=native -fopenmp -o $@ $<
+
+bench: $(BUILD)/u2net $(BUILD)/fma_peak
+	$(PYTHON) bench/run_bench.py --build $(BUILD) $(BENCH_ARGS)
+.PHONY: bench

@@ -1,5 +1,5 @@
-"""Test runner: runs every test_* function of tests/test_*.py (or the modules
-named on the command line) and ends with the line `N passed, M failed, K skipped`."""
+"""Test runner: runs every test_* function of tests/test_*.py (or of the
+modules named on the command line, MODULE or MODULE.TESTPREFIX) and ends with the line `N passed, M failed, K skipped`."""
 import importlib
 import os
 import shutil
@@ -15,8 +15,11 @@ import testlib  # noqa: E402
 def main(argv):
     only = [a for a in argv if not a.startswith("-")]
     names = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py"))
+    # "test_e2e" runs a module, "test_e2e.test_real" the tests of it whose
+    # names start so
+    mods = [o.split(".")[0] for o in only]
     if only:
-        names = [n for n in names if any(o in n for o in only)]
+        names = [n for n in names if any(m in n for m in mods)]
     # scratch folders of the previous run go; each test makes its own below
     shutil.rmtree(testlib.WORK, ignore_errors=True)
     passed = failed = skipped = 0
@@ -25,6 +28,9 @@ def main(argv):
         mod = importlib.import_module(name)
         tests = [(k, v) for k, v in vars(mod).items() if k.startswith("test_") and callable(v)]
         tests.sort(key=lambda kv: kv[1].__code__.co_firstlineno)
+        picks = [o.split(".", 1)[1] for o in only if "." in o and o.split(".")[0] in name]
+        if picks:
+            tests = [kv for kv in tests if any(kv[0].startswith(p) for p in picks)]
         for tname, fn in tests:
             label = "%s.%s" % (name, tname)
             t0 = time.time()

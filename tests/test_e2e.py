@@ -328,3 +328,21 @@ def _check_authors_map(img, d0):
     print("    %s vs authors' map: MAE %.4f, IoU@0.5 %.3f" % (os.path.basename(img), mae, iou))
     # Measured 0.0003..0.0035 and >= 0.989: the authors' resize differs a little from ours.
     assert mae <= 0.01 and iou >= 0.97, "%s: MAE %.4f IoU %.3f vs the authors' map" % (img, mae, iou)
+
+
+def test_real_u2netp_float16_storage():
+    """The real weights are float16: a model file that stores them as float16
+    (convert.py --fp16, converted to float32 at load) runs bit-identically to
+    the float32 file."""
+    _need_engine()
+    path32 = real_model_file()
+
+    def make(tmp):
+        testlib.run([sys.executable, os.path.join(testlib.ROOT, "tools", "convert.py"),
+                     testlib.REAL_ONNX, "-o", tmp, "--fp16"])
+    path16 = _make_once("u2netp_real_f16.u2nc", make)
+    assert os.path.getsize(path16) < 0.6 * os.path.getsize(path32)
+    x = RW.random_input(97, 61, 103)
+    a = testlib.run_tensor(path32, x, threads=THREADS)
+    b = testlib.run_tensor(path16, x, threads=THREADS)
+    assert np.array_equal(a, b), "float16 and float32 storage give different outputs"

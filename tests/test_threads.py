@@ -1,0 +1,19 @@
+"""One model, eight threads, each with its own context and input size:
+outputs bit-identical to sequential runs (build/test_threads)."""
+import os
+
+import testlib
+import convert
+import random_weights as RW
+import u2net_format as F
+
+
+def test_contexts_in_parallel_threads():
+    exe = os.path.join(testlib.BUILD, "test_threads")
+    assert os.path.exists(exe), "missing %s (run make test)" % exe
+    d = testlib.workdir("threads")
+    model = os.path.join(d, "u2netp.u2nc")
+    convert.write_model(convert.convert_state_dict(RW.random_state_dict(F.U2NETP_STAGES, 1)), model)
+    p = testlib.run([exe, model, "8"], check=False)
+    print("   ", p.stdout_text.strip().replace("\n", "\n    "))
+    assert p.returncode == 0, "test_threads exited %d: %s" % (p.returncode, p.stderr_text.strip())
