@@ -89,12 +89,12 @@ void plan_free(plan *p);
 void set_error(u2net_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* PIL-geometry separable resampling of c planes [c, ih, iw] -> [c, oh, ow];
- * round_between rounds and clips to 0..255 after each pass, as PIL does on
- * 8-bit images. Returns 0, or -1 when out of memory. */
+/* 8-bit resampling of c planes [c, ih, iw] -> [c, oh, ow], bit-exact with
+ * PIL's Image.resize (BILINEAR or LANCZOS). Returns 0, or -1 when out of
+ * memory. */
 typedef enum { RESAMPLE_BILINEAR = 0, RESAMPLE_LANCZOS = 1 } resample_filter;
-int resample_planes(const float *in, int c, int ih, int iw, float *out, int oh, int ow,
-                    resample_filter f, int round_between);
+int resample_u8_planes(const unsigned char *in, int c, int ih, int iw, unsigned char *out,
+                       int oh, int ow, resample_filter f);
 
 /* The model a context runs. */
 const u2net_model *ctx_model(const u2net_ctx *c);

@@ -21,28 +21,39 @@ static int preprocess(const u2net_image *img, u2net_resize_filter filter, int nh
                       float *x, u2net_error *err)
 {
     const int W = img->width, H = img->height, C = img->channels;
-    const size_t hw = (size_t)W * H;
-    float *rgb = malloc(sizeof(float) * 3 * hw);
-    if (!rgb) {
+    const size_t hw = (size_t)W * H, n = (size_t)nh * nw;
+    /* rgb [3, H, W]: the colour planes (gray replicated, alpha ignored) */
+    unsigned char *rgb = malloc(3 * hw);
+    unsigned char *small = filter == U2NET_RESIZE_LANCZOS ? malloc(3 * n) : NULL;
+    float *planes = filter == U2NET_RESIZE_LANCZOS ? NULL : malloc(sizeof(float) * 3 * hw);
+    if (!rgb || (filter == U2NET_RESIZE_LANCZOS ? !small : !planes)) {
+        free(rgb), free(small), free(planes);
         set_error(err, U2NET_ENOMEM, "out of memory for a %dx%d image", W, H);
         return U2NET_ENOMEM;
     }
     const int colour = C >= 3;
     for (size_t p = 0; p < hw; p++)
         for (int ch = 0; ch < 3; ch++)
-            rgb[ch * hw + p] = (float)img->data[p * C + (colour ? ch : 0)];
+            rgb[ch * hw + p] = img->data[p * C + (colour ? ch : 0)];
+    int rc = 0;
     if (filter == U2NET_RESIZE_LANCZOS) {
         /* rembg: PIL Lanczos on the 8-bit image, 8-bit result */
-        if (resample_planes(rgb, 3, H, W, x, nh, nw, RESAMPLE_LANCZOS, 1) != 0) {
-            free(rgb);
+        if (resample_u8_planes(rgb, 3, H, W, small, nh, nw, RESAMPLE_LANCZOS) != 0) {
             set_error(err, U2NET_ENOMEM, "out of memory resizing the image");
-            return U2NET_ENOMEM;
+            rc = U2NET_ENOMEM;
+        } else {
+            for (size_t i = 0; i < 3 * n; i++)
+                x[i] = (float)small[i];
         }
     } else {
-        resize_bilinear(rgb, 3, H, W, x, nh, nw, 1);
+        /* the authors: bilinear on the float image, no antialiasing */
+        for (size_t i = 0; i < 3 * hw; i++)
+            planes[i] = (float)rgb[i];
+        resize_bilinear(planes, 3, H, W, x, nh, nw, 1);
     }
-    free(rgb);
-    const size_t n = (size_t)nh * nw;
+    free(rgb), free(small), free(planes);
+    if (rc)
+        return rc;
     float mx = 0.0f;
     for (size_t i = 0; i < 3 * n; i++)
         if (x[i] > mx)
@@ -64,12 +75,10 @@ static int preprocess(const u2net_image *img, u2net_resize_filter filter, int nh
 static int prob_map(const float *d0, int nh, int nw, int H, int W, unsigned char *prob,
                     u2net_error *err)
 {
-    const size_t n = (size_t)nh * nw, hw = (size_t)H * W;
-    float *norm = malloc(sizeof(float) * n);
-    float *big = malloc(sizeof(float) * hw);
-    if (!norm || !big) {
-        free(norm), free(big);
-        set_error(err, U2NET_ENOMEM, "out of memory for a %dx%d map", W, H);
+    const size_t n = (size_t)nh * nw;
+    unsigned char *q = malloc(n);
+    if (!q) {
+        set_error(err, U2NET_ENOMEM, "out of memory for a %dx%d map", nw, nh);
         return U2NET_ENOMEM;
     }
     float lo = d0[0], hi = d0[0];
@@ -80,16 +89,15 @@ static int prob_map(const float *d0, int nh, int nw, int H, int W, unsigned char
     const float range = hi - lo;
     for (size_t i = 0; i < n; i++) {
         const float v = range > 0.0f ? floorf((d0[i] - lo) / range * 255.0f) : 0.0f;
-        norm[i] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+        q[i] = (unsigned char)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
     }
-    const int rc = resample_planes(norm, 1, nh, nw, big, H, W, RESAMPLE_BILINEAR, 1);
-    if (rc == 0)
-        for (size_t i = 0; i < hw; i++)
-            prob[i] = (unsigned char)big[i]; /* already rounded to 0..255 */
-    else
+    const int rc = resample_u8_planes(q, 1, nh, nw, prob, H, W, RESAMPLE_BILINEAR);
+    free(q);
+    if (rc) {
         set_error(err, U2NET_ENOMEM, "out of memory resizing the map to %dx%d", W, H);
-    free(norm), free(big);
-    return rc ? U2NET_ENOMEM : 0;
+        return U2NET_ENOMEM;
+    }
+    return 0;
 }
 
 int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opts *o,

@@ -1,13 +1,18 @@
-/* resample.c - separable resampling with PIL's geometry (Image.resize):
- * output pixel i covers input [i*s, (i+1)*s) with s = in/out; the filter is
- * stretched by max(s, 1), so downscaling averages (antialiasing) and
- * upscaling interpolates; weights are normalised per output pixel. Used for
- * rembg-style Lanczos pre-processing and for resizing maps back to the
- * image's size as the authors' test script does with PIL. */
+/* resample.c - 8-bit separable resampling exactly as PIL's Image.resize
+ * computes it: output pixel i covers input [i*s, (i+1)*s) with s = in/out;
+ * the filter is stretched by max(s, 1), so downscaling averages
+ * (antialiasing) and upscaling interpolates; weights are normalised per
+ * output pixel in double, then rounded to 22-bit fixed point; each pass
+ * (horizontal first) rounds and clips to 0..255. Used for rembg-style
+ * Lanczos pre-processing and for resizing the prob map back to the image's
+ * size as the authors' test script does with PIL. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "internal.h"
+
+enum { PRECISION_BITS = 32 - 8 - 2 };
 
 static double filter_weight(resample_filter f, double x)
 {
@@ -16,19 +21,25 @@ static double filter_weight(resample_filter f, double x)
         return x < 1.0 ? 1.0 - x : 0.0;
     if (x >= 3.0)
         return 0.0;
-    if (x < 1e-12)
+    if (x == 0.0)
         return 1.0;
     const double px = M_PI * x;
     return 3.0 * sin(px) * sin(px / 3.0) / (px * px); /* sinc(x) * sinc(x/3) */
 }
 
-/* For each output index, the first input index and count of taps (bounds[2i],
- * bounds[2i+1]) and their weights (weights[i*taps ...]). */
+/* For output index i: taps bounds[2i] .. bounds[2i] + bounds[2i+1] - 1 of the
+ * input with fixed-point weights weights[i*taps ...]. */
 typedef struct {
     int taps;
     int *bounds;
-    float *weights;
+    int32_t *weights;
 } coeffs;
+
+static void free_coeffs(coeffs *c)
+{
+    free(c->bounds);
+    free(c->weights);
+}
 
 static int make_coeffs(int in, int out, resample_filter f, coeffs *c)
 {
@@ -37,10 +48,11 @@ static int make_coeffs(int in, int out, resample_filter f, coeffs *c)
     const double support = (f == RESAMPLE_BILINEAR ? 1.0 : 3.0) * fscale;
     c->taps = (int)ceil(support) * 2 + 1;
     c->bounds = malloc(sizeof(int) * 2 * (size_t)out);
-    c->weights = malloc(sizeof(float) * (size_t)c->taps * out);
-    if (!c->bounds || !c->weights) {
-        free(c->bounds);
-        free(c->weights);
+    c->weights = malloc(sizeof(int32_t) * (size_t)c->taps * out);
+    double *w = malloc(sizeof(double) * (size_t)c->taps);
+    if (!c->bounds || !c->weights || !w) {
+        free_coeffs(c);
+        free(w);
         return -1;
     }
     for (int i = 0; i < out; i++) {
@@ -54,64 +66,67 @@ static int make_coeffs(int in, int out, resample_filter f, coeffs *c)
         if (hi - lo > c->taps)
             hi = lo + c->taps;
         const int n = hi - lo;
-        float *w = c->weights + (size_t)i * c->taps;
-        double sum = 0;
-        for (int k = 0; k < n; k++)
-            sum += filter_weight(f, (lo + k - center + 0.5) / fscale);
-        for (int k = 0; k < n; k++)
-            w[k] = (float)(sum != 0.0 ? filter_weight(f, (lo + k - center + 0.5) / fscale) / sum : 0.0);
+        double sum = 0.0;
+        for (int k = 0; k < n; k++) {
+            w[k] = filter_weight(f, (lo + k - center + 0.5) / fscale);
+            sum += w[k];
+        }
+        int32_t *fixed = c->weights + (size_t)i * c->taps;
+        for (int k = 0; k < n; k++) {
+            const double v = sum != 0.0 ? w[k] / sum : 0.0;
+            fixed[k] = (int32_t)(v * (1 << PRECISION_BITS) + (v < 0.0 ? -0.5 : 0.5));
+        }
         c->bounds[2 * i] = lo, c->bounds[2 * i + 1] = n;
     }
+    free(w);
     return 0;
 }
 
-static float round_u8(float v)
+static unsigned char clip8(int64_t acc)
 {
-    v = floorf(v + 0.5f);
-    return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+    const int64_t v = acc >> PRECISION_BITS;
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-int resample_planes(const float *in, int c, int ih, int iw, float *out, int oh, int ow,
-                    resample_filter f, int round_between)
+int resample_u8_planes(const unsigned char *in, int c, int ih, int iw, unsigned char *out,
+                       int oh, int ow, resample_filter f)
 {
-    coeffs cx, cy;
-    if (make_coeffs(iw, ow, f, &cx) != 0)
-        return -1;
-    if (make_coeffs(ih, oh, f, &cy) != 0) {
-        free(cx.bounds), free(cx.weights);
-        return -1;
-    }
-    float *tmp = malloc(sizeof(float) * (size_t)ih * ow);
-    if (!tmp) {
-        free(cx.bounds), free(cx.weights), free(cy.bounds), free(cy.weights);
+    coeffs cx = {0}, cy = {0};
+    unsigned char *tmp = malloc((size_t)ih * ow);
+    if (!tmp || make_coeffs(iw, ow, f, &cx) != 0 || make_coeffs(ih, oh, f, &cy) != 0) {
+        free(tmp);
+        free_coeffs(&cx);
+        free_coeffs(&cy);
         return -1;
     }
+    const int64_t half = (int64_t)1 << (PRECISION_BITS - 1);
     for (int ch = 0; ch < c; ch++) {
-        const float *src = in + (size_t)ch * ih * iw;
-        float *dst = out + (size_t)ch * oh * ow;
-        /* horizontal pass first, as PIL does: [ih, iw] -> tmp [ih, ow] */
+        const unsigned char *src = in + (size_t)ch * ih * iw;
+        unsigned char *dst = out + (size_t)ch * oh * ow;
+        /* horizontal pass: src [ih, iw] -> tmp [ih, ow] */
         for (int y = 0; y < ih; y++)
             for (int x = 0; x < ow; x++) {
                 const int lo = cx.bounds[2 * x], n = cx.bounds[2 * x + 1];
-                const float *wt = cx.weights + (size_t)x * cx.taps;
-                float s = 0.0f;
+                const int32_t *wt = cx.weights + (size_t)x * cx.taps;
+                int64_t acc = half;
                 for (int k = 0; k < n; k++)
-                    s += wt[k] * src[(size_t)y * iw + lo + k];
-                tmp[(size_t)y * ow + x] = round_between ? round_u8(s) : s;
+                    acc += (int64_t)wt[k] * src[(size_t)y * iw + lo + k];
+                tmp[(size_t)y * ow + x] = clip8(acc);
             }
         /* vertical pass: tmp [ih, ow] -> dst [oh, ow] */
         for (int y = 0; y < oh; y++) {
             const int lo = cy.bounds[2 * y], n = cy.bounds[2 * y + 1];
-            const float *wt = cy.weights + (size_t)y * cy.taps;
+            const int32_t *wt = cy.weights + (size_t)y * cy.taps;
             for (int x = 0; x < ow; x++) {
-                float s = 0.0f;
+                int64_t acc = half;
                 for (int k = 0; k < n; k++)
-                    s += wt[k] * tmp[(size_t)(lo + k) * ow + x];
-                dst[(size_t)y * ow + x] = round_between ? round_u8(s) : s;
+                    acc += (int64_t)wt[k] * tmp[(size_t)(lo + k) * ow + x];
+                dst[(size_t)y * ow + x] = clip8(acc);
             }
         }
     }
     free(tmp);
-    free(cx.bounds), free(cx.weights), free(cy.bounds), free(cy.weights);
+    free_coeffs(&cx);
+    free_coeffs(&cy);
     return 0;
 }

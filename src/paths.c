@@ -140,7 +140,7 @@ void claim_table_free(claim_table *t)
 int is_image_name(const char *name)
 {
     static const char *const exts[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif",
-                                       "pnm", "ppm", "pgm", "pbm"};
+                                       "pnm", "ppm", "pgm"};
     const char *ext = path_extension(name);
     for (size_t i = 0; i < sizeof exts / sizeof *exts; i++)
         if (str_eq_ci(ext, exts[i]))

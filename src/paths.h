@@ -72,7 +72,7 @@ typedef struct {
 } scan_opts;
 
 /* True when a file name has one of the image extensions a folder scan takes
- * (.jpg .jpeg .png .bmp .tga .gif .pnm .ppm .pgm .pbm, any case). */
+ * (.jpg .jpeg .png .bmp .tga .gif .pnm .ppm .pgm, any case; binary P5/P6 PNM only). */
 int is_image_name(const char *name);
 
 /* Adds the images one INPUT argument names: "-" (standard input), a file
