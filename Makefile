@@ -29,7 +29,9 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 .PHONY: all test weights clean install demo readme-images sanitize
-all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net
+# The default model is part of the build when the shared weights are here.
+DEFAULT_MODEL := $(if $(wildcard $(SHARED)/weights/u2netp-fp16.onnx),weights/u2netp.u2nc)
+all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net $(DEFAULT_MODEL)
 
 $(BUILD)/%.o: %.c $(wildcard engine/*.h kernels/*.h src/*.h)
 	@mkdir -p $(dir $@)
@@ -80,7 +82,6 @@ weights/u2netp.u2nc: tools/convert.py tools/u2net_format.py
 weights: weights/u2netp.u2nc
 
 test: all $(TEST_BINS)
-	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then $(MAKE) --no-print-directory weights; fi
 	U2NET_BUILD=$(abspath $(BUILD)) U2NET_LDFLAGS="$(LDFLAGS)" $(PYTHON) tests/run.py $(TESTS)
 
 # Background removal on the sample photo with the default model.

@@ -8,6 +8,10 @@
 
 #include "u2net.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* Limits on what a model file may describe, checked before anything is
  * allocated from its numbers. */
 #define U2NET_MAX_STAGES 31          /* up to 16 encoder levels */
@@ -95,6 +99,26 @@ void set_error(u2net_error *err, int code, const char *fmt, ...)
 typedef enum { RESAMPLE_BILINEAR = 0, RESAMPLE_LANCZOS = 1 } resample_filter;
 int resample_u8_planes(const unsigned char *in, int c, int ih, int iw, unsigned char *out,
                        int oh, int ow, resample_filter f);
+
+/* OpenMP's default thread count and the calling thread's number (1 and 0
+ * without OpenMP), for code with no context to take a count from. */
+static inline int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static inline int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 /* The model a context runs. */
 const u2net_model *ctx_model(const u2net_ctx *c);

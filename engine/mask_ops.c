@@ -53,24 +53,6 @@ void u2net_matte_free(u2net_matte *m)
     memset(m, 0, sizeof *m);
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Only the options this post-processing uses are checked: the network size
  * and resize filter belong to u2net_matte_image. */
 static int check_opts(const u2net_mask_opts *o, u2net_error *err)

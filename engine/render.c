@@ -52,24 +52,6 @@ int u2net_output_from_name(const char *name)
     return -1;
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static unsigned char round_byte(double v)
 {
     const double r = floor(v + 0.5);

@@ -8,13 +8,11 @@ tools/u2net_format.py; broken fields are rewritten with both CRCs recomputed
 where the point is that only a later check can catch them.
 """
 import os
-import shutil
 import struct
 
 import numpy as np
 
 import testlib
-from testlib import Skip
 
 import u2net_format as F  # tools/ is on sys.path via testlib
 
@@ -23,37 +21,7 @@ H, W = 40, 56          # a small valid input size
 
 # Scratch folders: each test's are removed when it passes or skips, kept (and
 # named) when it fails.
-_made = []
-
-
-def wd(name):
-    d = testlib.workdir(name)
-    _made.append(d)
-    return d
-
-
-def _rm(dirs):
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def tidy(fn):
-    def run():
-        n = len(_made)
-        try:
-            fn()
-        except Skip:
-            _rm(_made[n:])
-            raise
-        except BaseException:
-            if _made[n:]:
-                print("    scratch kept: %s" % " ".join(_made[n:]))
-            raise
-        _rm(_made[n:])
-    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
-    # tests/run.py orders tests by their first line
-    run.__code__ = run.__code__.replace(co_firstlineno=fn.__code__.co_firstlineno)
-    return run
+wd, tidy = testlib.scratch_dir, testlib.tidy
 
 _VALID = {}
 

@@ -30,37 +30,7 @@ LABEL = {"u2netp": "U2NetP", "u2net": "U2Net"}
 
 # Scratch folders: each test's are removed when it passes or skips, kept (and
 # named) when it fails.
-_made = []
-
-
-def wd(name):
-    d = testlib.workdir(name)
-    _made.append(d)
-    return d
-
-
-def _rm(dirs):
-    for d in dirs:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def tidy(fn):
-    def run():
-        n = len(_made)
-        try:
-            fn()
-        except Skip:
-            _rm(_made[n:])
-            raise
-        except BaseException:
-            if _made[n:]:
-                print("    scratch kept: %s" % " ".join(_made[n:]))
-            raise
-        _rm(_made[n:])
-    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
-    # tests/run.py orders tests by their first line
-    run.__code__ = run.__code__.replace(co_firstlineno=fn.__code__.co_firstlineno)
-    return run
+wd, tidy = testlib.scratch_dir, testlib.tidy
 
 
 def _convert_module():
@@ -119,7 +89,7 @@ def CKPT_DIR():
     if not _CKPT_DIR:
         import atexit
         _CKPT_DIR.append(testlib.workdir("convert_ckpt"))
-        atexit.register(_rm, list(_CKPT_DIR))
+        atexit.register(testlib.remove_dirs, list(_CKPT_DIR))
     return _CKPT_DIR[0]
 
 

@@ -3,7 +3,6 @@ file and default model; a C program builds against it with pkg-config and
 gives the same cutout as the command line."""
 import os
 import shutil
-import subprocess
 
 import numpy as np
 

@@ -59,6 +59,41 @@ def workdir(name):
     return tempfile.mkdtemp(prefix="t", dir=d)
 
 
+_scratch = []
+
+
+def scratch_dir(name):
+    """A workdir that the @tidy test which made it removes when it passes or
+    skips (and keeps, naming it, when it fails)."""
+    d = workdir(name)
+    _scratch.append(d)
+    return d
+
+
+def tidy(fn):
+    def run_tidy():
+        n = len(_scratch)
+        try:
+            fn()
+        except Skip:
+            remove_dirs(_scratch[n:])
+            raise
+        except BaseException:
+            if _scratch[n:]:
+                print("    scratch kept: %s" % " ".join(_scratch[n:]))
+            raise
+        remove_dirs(_scratch[n:])
+    run_tidy.__name__, run_tidy.__doc__ = fn.__name__, fn.__doc__
+    # tests/run.py orders tests by their first line
+    run_tidy.__code__ = run_tidy.__code__.replace(co_firstlineno=fn.__code__.co_firstlineno)
+    return run_tidy
+
+
+def remove_dirs(dirs):
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def run(args, check=True, stdin=None, timeout=600, env=None):
     """Run a command; returns CompletedProcess with text stdout/stderr."""
     p = subprocess.run(args, input=stdin, capture_output=True, timeout=timeout, env=env)
