@@ -9,4 +9,7 @@ int cmd_tensor(int argc, char **argv);
 /* `u2net [OPTIONS] INPUT... -o OUTPUT`: background removal on images. */
 int cmd_remove(int argc, char **argv);
 
+/* `u2net bench`: times the network on a fixed input (bench/README.md). */
+int cmd_bench(int argc, char **argv);
+
 #endif

@@ -19,5 +19,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "tensor"))
         return cmd_tensor(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     return cmd_remove(argc, argv);
 }
