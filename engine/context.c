@@ -97,6 +97,9 @@ static void run_op(u2net_ctx *c, const op *o)
         if (c->kernels == U2NET_KERNELS_REFERENCE)
             conv3x3_dilated_ref(in, p->cin, o->in.h, o->in.w, p->weight, p->bias, p->cout,
                                 p->dilation, o->relu, res, out, t);
+        else if (o->winograd)
+            conv3x3_dilated_winograd(in, p->cin, o->in.h, o->in.w, p->winograd, p->bias, p->cout,
+                                     p->dilation, o->relu, res, out, c->scratch, t);
         else
             conv3x3_dilated_im2col(in, p->cin, o->in.h, o->in.w, p->weight, p->bias, p->cout,
                                    p->dilation, o->relu, res, out, c->scratch, t);

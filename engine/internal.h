@@ -27,6 +27,7 @@ typedef struct {
     const float *weight;
     const float *bias;
     int cin, cout, k, dilation;
+    const float *winograd;  /* G g G^T for conv3x3_dilated_winograd, or NULL */
 } conv_params;
 
 /* One RSU block. conv[] in file order: rebnconvin, rebnconv1..L,
@@ -49,7 +50,15 @@ struct u2net_model {
     void *map;                           /* the mmapped file */
     size_t map_bytes;
     float *converted;                    /* float32 copy of float16 data, or NULL */
+    float *winograd;                     /* every conv_params.winograd */
+    size_t winograd_bytes;
 };
+
+/* Winograd weights are 4x the size of the 3x3 weights they come from: they
+ * are made only for convolutions up to this many packed bytes, which covers
+ * every layer of U2NetP and all but the widest (512/1024-channel, 20x20 and
+ * 10x10) layers of U2Net, where the extra memory would buy little time. */
+#define U2NET_WINOGRAD_MAX_PACKED_BYTES ((size_t)8 << 20)
 
 /* A [c, h, w] tensor inside a planned buffer: buffer id and float offset. */
 typedef struct {
@@ -67,6 +76,7 @@ typedef struct {
     view in, out, residual;     /* residual.buf is -2 when there is none */
     const conv_params *conv;    /* for the convolutions */
     int relu;
+    int winograd;               /* 3x3: the fast path is conv3x3_dilated_winograd */
 } op;
 
 typedef struct {

@@ -115,6 +115,54 @@ static void test_conv3x3(int cin, int cout, int h, int w, int d, int relu, int r
     free(scratch);
 }
 
+/* The Winograd kernel against the reference kernel with both its hot loops
+ * (AVX2 when the CPU has it, and portable), on 1 and 2 threads. The error is
+ * taken relative to the output's largest magnitude. */
+static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int relu, int residual)
+{
+    const size_t hw = (size_t)h * w, n = (size_t)cout * hw;
+    float *in = rand_buf((size_t)cin * hw, 1.0f);
+    float *wt = rand_buf((size_t)cout * cin * 9, 1.0f / sqrtf(9.0f * cin));
+    float *b = rand_buf((size_t)cout, 0.5f);
+    float *res = residual ? rand_buf(n, 1.0f) : NULL;
+    float *ref = malloc(n * sizeof(float));
+    float *fast1 = malloc(n * sizeof(float));
+    float *fast2 = malloc(n * sizeof(float));
+    float *packed = malloc(conv3x3_winograd_packed_floats(cin, cout) * sizeof(float));
+    float *scratch = malloc(2 * conv3x3_winograd_scratch_floats(cin, cout) * sizeof(float));
+    if (!ref || !fast1 || !fast2 || !packed || !scratch) {
+        perror("malloc");
+        exit(2);
+    }
+    conv3x3_dilated_ref(in, cin, h, w, wt, b, cout, d, relu, res, ref, 2);
+    double magnitude = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(ref[i]) > magnitude)
+            magnitude = fabs(ref[i]);
+    if (magnitude == 0)
+        magnitude = 1;
+    conv3x3_winograd_pack(wt, cin, cout, packed);
+    for (int portable = 0; portable <= 1; portable++) {
+        conv3x3_winograd_force_portable(portable);
+        const char *isa = conv3x3_winograd_isa();
+        if (!portable && strcmp(isa, "avx2") != 0)
+            continue; /* no AVX2 here: the portable pass below covers it */
+        memset(fast1, 0xff, n * sizeof(float)); /* NaN: a pixel left unwritten fails */
+        conv3x3_dilated_winograd(in, cin, h, w, packed, b, cout, d, relu, res, fast1, scratch, 1);
+        conv3x3_dilated_winograd(in, cin, h, w, packed, b, cout, d, relu, res, fast2, scratch, 2);
+        const double e = max_abs_diff(fast1, ref, n) / magnitude;
+        check(e <= 1e-5,
+              "conv3x3_dilated_winograd/%s vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+              isa, cin, cout, h, w, d, relu, residual, e);
+        check(memcmp(fast1, fast2, n * sizeof(float)) == 0,
+              "conv3x3_dilated_winograd/%s 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d",
+              isa, cin, cout, h, w, d);
+    }
+    conv3x3_winograd_force_portable(0);
+    free(in), free(wt), free(b), free(res), free(ref), free(fast1), free(fast2);
+    free(packed), free(scratch);
+}
+
 static void test_maxpool(int c, int h, int w)
 {
     const int oh = (h + 1) / 2, ow = (w + 1) / 2;
@@ -223,6 +271,28 @@ int main(void)
     test_conv3x3(64, 64, 41, 37, 1, 1, 0);   /* several pixel tiles */
     test_conv3x3(64, 128, 10, 9, 2, 1, 1);   /* one tile, split over channels */
     test_conv3x3(130, 70, 6, 5, 1, 1, 0);    /* uneven channel split */
+    for (int i = 0; i < 4; i++) {
+        test_conv3x3_winograd(3, 5, 13, 17, dil[i], 1, 0);
+        test_conv3x3_winograd(16, 16, 7, 5, dil[i], 1, 1);
+        test_conv3x3_winograd(1, 1, 1, 1, dil[i], 0, 0);
+        test_conv3x3_winograd(5, 3, 5, 3, dil[i], 1, 0);
+        test_conv3x3_winograd(8, 7, 11, 2, dil[i], 0, 1);
+        test_conv3x3_winograd(6, 9, 97, 61, dil[i], 1, 1);
+        test_conv3x3_winograd(16, 16, 40, 40, dil[i], 1, 0); /* U2NetP RSU-4F */
+    }
+    test_conv3x3_winograd(64, 16, 80, 80, 1, 1, 0);   /* several blocks of tiles */
+    test_conv3x3_winograd(32, 16, 37, 70, 1, 1, 1);   /* groups cut by block ends */
+    test_conv3x3_winograd(64, 64, 10, 10, 2, 1, 0);   /* U2NetP bottom, one block */
+    test_conv3x3_winograd(300, 20, 9, 11, 1, 1, 1);   /* two input-channel chunks */
+    test_conv3x3_winograd(70, 300, 5, 7, 1, 0, 1);    /* output channels split over tasks */
+    test_conv3x3_winograd(520, 130, 20, 20, 4, 1, 0); /* U2Net RSU-4F: chunks and splits */
+    test_conv3x3_winograd(7, 6, 23, 29, 3, 1, 1);     /* dilations that do not divide 8 */
+    test_conv3x3_winograd(7, 6, 23, 29, 5, 0, 1);
+    test_conv3x3_winograd(4, 4, 9, 40, 16, 1, 0);     /* more sub-grid columns than lanes */
+    check(conv3x3_winograd_worthwhile(64, 16, 320, 320, 1) &&
+              conv3x3_winograd_worthwhile(512, 256, 20, 20, 8) &&
+              !conv3x3_winograd_worthwhile(256, 256, 10, 10, 8),
+          "conv3x3_winograd_worthwhile: yes at 320x320 and 20x20 d=8, no at 10x10 d=8");
     for (int h = 1; h <= 5; h++)
         for (int w = 1; w <= 5; w++)
             test_maxpool(3, h, w);
