@@ -24,6 +24,10 @@ static inline tap tap_at(float scale, int in, int d)
     return t;
 }
 
+/* Output columns are done in blocks whose taps are computed once per
+ * channel and block, rather than once per pixel. */
+enum { TAP_BLOCK = 256 };
+
 void resize_bilinear(const float *in, int c, int ih, int iw,
                      float *out, int oh, int ow, int threads)
 {
@@ -32,14 +36,21 @@ void resize_bilinear(const float *in, int c, int ih, int iw,
     for (int ch = 0; ch < c; ch++) {
         const float *src = in + (size_t)ch * ih * iw;
         float *dst = out + (size_t)ch * oh * ow;
-        for (int y = 0; y < oh; y++) {
-            const tap ty = tap_at(sy, ih, y);
-            const float *r0 = src + (size_t)ty.i0 * iw;
-            const float *r1 = src + (size_t)ty.i1 * iw;
-            for (int x = 0; x < ow; x++) {
-                const tap t = tap_at(sx, iw, x);
-                dst[(size_t)y * ow + x] = ty.l0 * (t.l0 * r0[t.i0] + t.l1 * r0[t.i1]) +
-                                          ty.l1 * (t.l0 * r1[t.i0] + t.l1 * r1[t.i1]);
+        tap tx[TAP_BLOCK];
+        for (int x0 = 0; x0 < ow; x0 += TAP_BLOCK) {
+            const int n = ow - x0 < TAP_BLOCK ? ow - x0 : TAP_BLOCK;
+            for (int j = 0; j < n; j++)
+                tx[j] = tap_at(sx, iw, x0 + j);
+            for (int y = 0; y < oh; y++) {
+                const tap ty = tap_at(sy, ih, y);
+                const float *r0 = src + (size_t)ty.i0 * iw;
+                const float *r1 = src + (size_t)ty.i1 * iw;
+                float *o = dst + (size_t)y * ow + x0;
+                for (int j = 0; j < n; j++) {
+                    const tap t = tx[j];
+                    o[j] = ty.l0 * (t.l0 * r0[t.i0] + t.l1 * r0[t.i1]) +
+                           ty.l1 * (t.l0 * r1[t.i0] + t.l1 * r1[t.i1]);
+                }
             }
         }
     }
