@@ -103,25 +103,18 @@ static int render_map(const u2net_image *img, const unsigned char *map, u2net_im
     return 0;
 }
 
-/* RGBA: colour + cutout alpha; RGB: colour * alpha / 255 (on black). */
-static int render_cutout(const u2net_image *img, const u2net_matte *m, int with_alpha,
-                         u2net_image *out, u2net_error *err)
+/* RGBA: colour + cutout alpha. */
+static int render_rgba(const u2net_image *img, const u2net_matte *m, u2net_image *out,
+                       u2net_error *err)
 {
-    const int rc = u2net_image_alloc(out, img->width, img->height, with_alpha ? 4 : 3, err);
+    const int rc = u2net_image_alloc(out, img->width, img->height, 4, err);
     if (rc)
         return rc;
     const size_t n = (size_t)img->width * img->height;
     for (size_t i = 0; i < n; i++) {
-        unsigned char rgb[3];
-        pixel_rgb(img, i, rgb);
-        const int a = pixel_alpha(img, m, i);
-        unsigned char *o = out->data + i * (size_t)out->channels;
-        if (with_alpha) {
-            o[0] = rgb[0], o[1] = rgb[1], o[2] = rgb[2], o[3] = (unsigned char)a;
-        } else {
-            for (int c = 0; c < 3; c++)
-                o[c] = (unsigned char)((rgb[c] * a + 127) / 255);
-        }
+        unsigned char *o = out->data + i * 4;
+        pixel_rgb(img, i, o);
+        o[3] = (unsigned char)pixel_alpha(img, m, i);
     }
     return 0;
 }
@@ -424,11 +417,13 @@ int u2net_render(const u2net_image *img, const u2net_matte *m, u2net_output_type
         if (rc)
             return rc;
     }
+    /* the cutout on black is the composite over black */
+    static const unsigned char black[3] = {0, 0, 0};
     switch (t) {
     case U2NET_OUT_PROB: return render_map(img, m->prob, out, err);
     case U2NET_OUT_MASK: return render_map(img, m->mask, out, err);
-    case U2NET_OUT_RGBA: return render_cutout(img, m, 1, out, err);
-    case U2NET_OUT_RGB: return render_cutout(img, m, 0, out, err);
+    case U2NET_OUT_RGBA: return render_rgba(img, m, out, err);
+    case U2NET_OUT_RGB: return render_over_colour(img, m, black, out, err);
     case U2NET_OUT_COMPOSITE:
         return o->background ? render_over_image(img, m, o->background, out, err)
                              : render_over_colour(img, m, o->background_rgb, out, err);
