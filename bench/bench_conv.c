@@ -177,7 +177,7 @@ static problem make_problem(layer l)
         p.weight[i] = (float)(normal() * sd);
     for (int i = 0; i < l.cout; i++)
         p.bias[i] = (float)(0.5 * uniform());
-    conv3x3_winograd_pack(p.weight, l.cin, l.cout, p.packed);
+    conv3x3_winograd_pack(p.weight, l.cin, l.cout, p.packed, 1);
     return p;
 }
 

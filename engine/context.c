@@ -17,6 +17,7 @@ struct u2net_ctx {
     plan plan;        /* valid when plan.ops != NULL */
     float *arena;     /* plan.arena_floats */
     float *scratch;   /* threads * plan.scratch_floats */
+    float *packed;    /* plan.packed_floats: Winograd weights of one block */
     const float *input;
     int have_output;
 };
@@ -49,6 +50,7 @@ void u2net_ctx_free(u2net_ctx *c)
     plan_free(&c->plan);
     free(c->arena);
     free(c->scratch);
+    free(c->packed);
     free(c);
 }
 
@@ -61,19 +63,22 @@ static int replan(u2net_ctx *c, int h, int w, u2net_error *err)
     plan_free(&c->plan);
     free(c->arena);
     free(c->scratch);
-    c->arena = c->scratch = NULL;
+    free(c->packed);
+    c->arena = c->scratch = c->packed = NULL;
     c->have_output = 0;
     if (plan_build(&c->plan, c->model, h, w, err) != 0)
         return -1;
     c->arena = malloc(c->plan.arena_floats * sizeof(float));
     c->scratch = malloc((size_t)c->threads * c->plan.scratch_floats * sizeof(float) + 64);
-    if (!c->arena || !c->scratch) {
+    c->packed = malloc(c->plan.packed_floats * sizeof(float) + 64);
+    if (!c->arena || !c->scratch || !c->packed) {
         set_error(err, U2NET_ENOMEM, "out of memory: a %dx%d run needs %zu MB of activations",
                   h, w, c->plan.arena_floats * sizeof(float) >> 20);
         plan_free(&c->plan);
         free(c->arena);
         free(c->scratch);
-        c->arena = c->scratch = NULL;
+        free(c->packed);
+        c->arena = c->scratch = c->packed = NULL;
         return -1;
     }
     return 0;
@@ -84,6 +89,26 @@ static float *at(const u2net_ctx *c, view v)
     if (v.buf == BUF_INPUT)
         return (float *)c->input + v.off;
     return c->arena + c->plan.bufs[v.buf].offset + v.off;
+}
+
+/* The Winograd convolution, U2NET_WINOGRAD_COUT_BLOCK output channels at a
+ * time: their weights are transformed into c->packed, then convolved. Every
+ * output's sum runs in the same order whatever the block, so the blocks
+ * change nothing but the memory needed. */
+static void run_winograd(u2net_ctx *c, const op *o, const float *in, const float *res,
+                         float *out)
+{
+    const conv_params *p = o->conv;
+    const size_t hw = (size_t)o->in.h * o->in.w;
+    for (int co0 = 0; co0 < p->cout; co0 += U2NET_WINOGRAD_COUT_BLOCK) {
+        const int nb = p->cout - co0 < U2NET_WINOGRAD_COUT_BLOCK ? p->cout - co0
+                                                                 : U2NET_WINOGRAD_COUT_BLOCK;
+        conv3x3_winograd_pack(p->weight + (size_t)co0 * p->cin * 9, p->cin, nb, c->packed,
+                              c->threads);
+        conv3x3_dilated_winograd(in, p->cin, o->in.h, o->in.w, c->packed, p->bias + co0, nb,
+                                 p->dilation, o->relu, res ? res + co0 * hw : NULL,
+                                 out + co0 * hw, c->scratch, c->threads);
+    }
 }
 
 static void run_op(u2net_ctx *c, const op *o)
@@ -98,8 +123,7 @@ static void run_op(u2net_ctx *c, const op *o)
             conv3x3_dilated_ref(in, p->cin, o->in.h, o->in.w, p->weight, p->bias, p->cout,
                                 p->dilation, o->relu, res, out, t);
         else if (o->winograd)
-            conv3x3_dilated_winograd(in, p->cin, o->in.h, o->in.w, p->winograd, p->bias, p->cout,
-                                     p->dilation, o->relu, res, out, c->scratch, t);
+            run_winograd(c, o, in, res, out);
         else
             conv3x3_dilated_im2col(in, p->cin, o->in.h, o->in.w, p->weight, p->bias, p->cout,
                                    p->dilation, o->relu, res, out, c->scratch, t);

@@ -27,7 +27,6 @@ typedef struct {
     const float *weight;
     const float *bias;
     int cin, cout, k, dilation;
-    const float *winograd;  /* G g G^T for conv3x3_dilated_winograd, or NULL */
 } conv_params;
 
 /* One RSU block. conv[] in file order: rebnconvin, rebnconv1..L,
@@ -50,15 +49,12 @@ struct u2net_model {
     void *map;                           /* the mmapped file */
     size_t map_bytes;
     float *converted;                    /* float32 copy of float16 data, or NULL */
-    float *winograd;                     /* every conv_params.winograd */
-    size_t winograd_bytes;
 };
 
-/* Winograd weights are 4x the size of the 3x3 weights they come from: they
- * are made only for convolutions up to this many packed bytes, which covers
- * every layer of U2NetP and all but the widest (512/1024-channel, 20x20 and
- * 10x10) layers of U2Net, where the extra memory would buy little time. */
-#define U2NET_WINOGRAD_MAX_PACKED_BYTES ((size_t)8 << 20)
+/* Winograd weights are 4x the size of the 3x3 weights they come from, so
+ * they are not kept: each run transforms them, this many output channels at
+ * a time, into a buffer of the context (18 MB for a 1024-channel input). */
+#define U2NET_WINOGRAD_COUT_BLOCK 128
 
 /* A [c, h, w] tensor inside a planned buffer: buffer id and float offset. */
 typedef struct {
@@ -94,7 +90,8 @@ typedef struct {
     int n_bufs, cap_bufs;
     view outputs;           /* [n_levels + 1, h, w] */
     size_t arena_floats;
-    size_t scratch_floats;  /* per thread, for conv3x3_dilated_im2col */
+    size_t scratch_floats;  /* per thread, for the 3x3 convolution kernels */
+    size_t packed_floats;   /* Winograd weights of one block of output channels */
 } plan;
 
 int plan_build(plan *p, const u2net_model *m, int h, int w, u2net_error *err);

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "kernels.h"
 
 enum {
     HEADER_BYTES = 128,
@@ -231,53 +230,6 @@ static int bind_conv(u2net_model *m, const char *path, const unsigned char *tabl
     return 0;
 }
 
-/* Every 3x3 convolution (stages and sides), in one array. */
-static size_t all_convs3x3(u2net_model *m, conv_params **out)
-{
-    size_t n = 0;
-    for (int s = 0; s < m->n_stages; s++)
-        for (int j = 0; j < 2 * m->stages[s].height; j++)
-            out[n++] = &m->stages[s].conv[j];
-    for (int k = 0; k < m->n_levels; k++)
-        out[n++] = &m->side[k];
-    return n;
-}
-
-/* The Winograd weights of the convolutions small enough to keep them
- * (U2NET_WINOGRAD_MAX_PACKED_BYTES), made once here and shared read-only by
- * every context. */
-static int pack_winograd(u2net_model *m, const char *path, u2net_error *err)
-{
-    conv_params *convs[U2NET_MAX_STAGES * 2 * U2NET_MAX_HEIGHT + U2NET_MAX_OUTPUTS];
-    const size_t n = all_convs3x3(m, convs);
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        const size_t f = conv3x3_winograd_packed_floats(convs[i]->cin, convs[i]->cout);
-        if (f * sizeof(float) <= U2NET_WINOGRAD_MAX_PACKED_BYTES)
-            total += f;
-    }
-    if (total == 0)
-        return 0;
-    m->winograd = malloc(total * sizeof(float));
-    if (!m->winograd) {
-        set_error(err, U2NET_ENOMEM, "%s: out of memory for Winograd weights (%zu MB)", path,
-                  total * sizeof(float) >> 20);
-        return -1;
-    }
-    m->winograd_bytes = total * sizeof(float);
-    float *p = m->winograd;
-    for (size_t i = 0; i < n; i++) {
-        conv_params *c = convs[i];
-        const size_t f = conv3x3_winograd_packed_floats(c->cin, c->cout);
-        if (f * sizeof(float) > U2NET_WINOGRAD_MAX_PACKED_BYTES)
-            continue;
-        conv3x3_winograd_pack(c->weight, c->cin, c->cout, p);
-        c->winograd = p;
-        p += f;
-    }
-    return 0;
-}
-
 static int parse(u2net_model *m, const char *path, const unsigned char *f, uint64_t size,
                  u2net_error *err)
 {
@@ -419,10 +371,8 @@ static int parse(u2net_model *m, const char *path, const unsigned char *f, uint6
     }
     m->fuse.cin = n * m->out_channels, m->fuse.cout = m->out_channels;
     m->fuse.k = 1, m->fuse.dilation = 1;
-    if (bind_conv(m, path, table, tensor_count, &next, "outconv", &m->fuse, dtype, data_offset,
-                  data_bytes, err) != 0)
-        return -1;
-    return pack_winograd(m, path, err);
+    return bind_conv(m, path, table, tensor_count, &next, "outconv", &m->fuse, dtype, data_offset,
+                     data_bytes, err);
 }
 
 u2net_model *u2net_model_load(const char *path, u2net_error *err)
@@ -481,7 +431,6 @@ void u2net_model_free(u2net_model *m)
     if (m->map)
         munmap(m->map, m->map_bytes);
     free(m->converted);
-    free(m->winograd);
     free(m->conv_storage);
     free(m);
 }

@@ -80,7 +80,7 @@ static void emit(builder *b, op_kind kind, view in, view out, const conv_params 
     op *o = &p->ops[p->n_ops];
     o->kind = kind, o->in = in, o->out = out, o->conv = conv, o->relu = relu;
     o->residual = residual;
-    o->winograd = kind == OP_CONV3X3 && conv->winograd &&
+    o->winograd = kind == OP_CONV3X3 &&
                   conv3x3_winograd_worthwhile(conv->cin, conv->cout, in.h, in.w, conv->dilation);
     touch(p, in, p->n_ops);
     touch(p, out, p->n_ops);
@@ -89,8 +89,13 @@ static void emit(builder *b, op_kind kind, view in, view out, const conv_params 
         /* either kernel may run: the reference mode can be switched per run */
         size_t s = conv3x3_scratch_floats(conv->cin);
         if (o->winograd) {
-            const size_t sw = conv3x3_winograd_scratch_floats(conv->cin, conv->cout);
+            const int nb = conv->cout < U2NET_WINOGRAD_COUT_BLOCK ? conv->cout
+                                                                  : U2NET_WINOGRAD_COUT_BLOCK;
+            const size_t sw = conv3x3_winograd_scratch_floats(conv->cin, nb);
+            const size_t pw = conv3x3_winograd_packed_floats(conv->cin, nb);
             s = sw > s ? sw : s;
+            if (pw > p->packed_floats)
+                p->packed_floats = pw;
         }
         if (s > p->scratch_floats)
             p->scratch_floats = s;

@@ -12,7 +12,7 @@
  * xi, a matrix product over channels:
  *     M[xi][co][tile] = sum_ci U[xi][co][ci] V[xi][ci][tile]
  * 36 multiplies per 16 outputs instead of 144. U = G g G^T is computed once,
- * in double, by conv3x3_winograd_pack.
+ * in float, by conv3x3_winograd_pack.
  *
  * Work split. Tiles are numbered tile row by tile row (kernels.h; with
  * d > 1 a tile row holds the tiles of all d sub-grid columns side by side,
@@ -78,7 +78,7 @@ static const double winograd_g[6][3] = {
     {0, 0, 1},
 };
 
-/* The packed weights, U = G g G^T rounded from double, in chunks of
+/* The packed weights, U = G g G^T computed in float, in chunks of
  * CHUNK_CIN input channels (the last one shorter), each
  *   [36][npanels][kc][MR]: element (xi, co, ci) at panel co/MR, row ci - k0,
  *   column co%MR
@@ -94,29 +94,56 @@ size_t conv3x3_winograd_packed_floats(int cin, int cout)
     return (size_t)36 * panel_count(cout) * MR * cin;
 }
 
-void conv3x3_winograd_pack(const float *weight, int cin, int cout, float *packed)
+/* MR floats of one panel row, as a GCC/Clang vector (MR is 4). */
+typedef float panel_vec __attribute__((vector_size(MR * sizeof(float))));
+
+/* Input channels packed per step: their 36 x PACK_CI x MR results (9 KiB)
+ * stay in L1 and then go out as whole cache lines, one run per position. */
+enum { PACK_CI = 16 };
+
+void conv3x3_winograd_pack(const float *weight, int cin, int cout, float *packed, int threads)
 {
+    /* In float on MR output channels at once (one panel row): fast enough to
+     * pack a large layer's weights on every run instead of keeping 4x its
+     * weights in memory. */
+    float G[6][3];
+    for (int a = 0; a < 6; a++)
+        for (int k = 0; k < 3; k++)
+            G[a][k] = (float)winograd_g[a][k];
     const int npanels = panel_count(cout);
-    memset(packed, 0, conv3x3_winograd_packed_floats(cin, cout) * sizeof(float));
-    for (int co = 0; co < cout; co++)
-        for (int ci = 0; ci < cin; ci++) {
-            const int k0 = ci / CHUNK_CIN * CHUNK_CIN;
+    /* every panel's entries are its own: the split cannot change them */
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int p = 0; p < npanels; p++) {
+        panel_vec u[36][PACK_CI];
+        for (int k0 = 0; k0 < cin; k0 += CHUNK_CIN) {
             const int kc = cin - k0 < CHUNK_CIN ? cin - k0 : CHUNK_CIN;
             float *chunk = packed + (size_t)36 * npanels * MR * k0;
-            const float *g = weight + ((size_t)co * cin + ci) * 9;
-            double gg[6][3]; /* G g */
-            for (int a = 0; a < 6; a++)
-                for (int kx = 0; kx < 3; kx++)
-                    gg[a][kx] = winograd_g[a][0] * g[kx] + winograd_g[a][1] * g[3 + kx] +
-                                winograd_g[a][2] * g[6 + kx];
-            for (int a = 0; a < 6; a++)
-                for (int b = 0; b < 6; b++) {
-                    const double u = gg[a][0] * winograd_g[b][0] + gg[a][1] * winograd_g[b][1] +
-                                     gg[a][2] * winograd_g[b][2];
-                    const size_t panel = (size_t)(6 * a + b) * npanels + co / MR;
-                    chunk[(panel * kc + ci - k0) * MR + co % MR] = (float)u;
+            for (int c0 = 0; c0 < kc; c0 += PACK_CI) {
+                const int nc = kc - c0 < PACK_CI ? kc - c0 : PACK_CI;
+                for (int j = 0; j < nc; j++) {
+                    const int ci = k0 + c0 + j;
+                    panel_vec g[9]; /* the 3x3 kernels of the panel's MR outputs */
+                    for (int r = 0; r < MR; r++) {
+                        const int co = p * MR + r;
+                        const float *src = weight + ((size_t)co * cin + ci) * 9;
+                        for (int t = 0; t < 9; t++)
+                            g[t][r] = co < cout ? src[t] : 0.0f;
+                    }
+                    panel_vec gg[6][3]; /* G g */
+                    for (int a = 0; a < 6; a++)
+                        for (int kx = 0; kx < 3; kx++)
+                            gg[a][kx] = G[a][0] * g[kx] + G[a][1] * g[3 + kx] + G[a][2] * g[6 + kx];
+                    for (int a = 0; a < 6; a++)
+                        for (int b = 0; b < 6; b++)
+                            u[6 * a + b][j] = gg[a][0] * G[b][0] + gg[a][1] * G[b][1] +
+                                              gg[a][2] * G[b][2];
                 }
+                for (int xi = 0; xi < 36; xi++)
+                    memcpy(chunk + (((size_t)xi * npanels + p) * kc + c0) * MR, u[xi],
+                           (size_t)nc * sizeof(panel_vec));
+            }
         }
+    }
 }
 
 /* Tiles per block: as many as keep V and M of a small layer in L2, but at

@@ -38,15 +38,15 @@ size_t conv3x3_scratch_floats(int cin);
 /* The same convolution by Winograd F(4x4, 3x3) (conv3x3_winograd.c; the
  * algorithm is described in kernels/README.md). A dilated convolution is run
  * as a plain one on each of the d*d interleaved sub-grids (y mod d, x mod d).
- * The weights are transformed once, at load time, into
- * conv3x3_winograd_packed_floats(cin, cout) floats of G g G^T (layout in
- * conv3x3_winograd.c). scratch holds
+ * The weights are transformed into conv3x3_winograd_packed_floats(cin, cout)
+ * floats of G g G^T (layout in conv3x3_winograd.c) by conv3x3_winograd_pack,
+ * fast enough (~35 ns per channel pair and thread) to run before each use. scratch holds
  * threads * conv3x3_winograd_scratch_floats(cin, cout) floats. Same semantics
  * and aliasing rules as conv3x3_dilated_ref; the split of the work depends
  * only on the shapes, so the result is bit-identical for any thread count.
  * The hot loops run with AVX2+FMA when the CPU has them. */
 size_t conv3x3_winograd_packed_floats(int cin, int cout);
-void conv3x3_winograd_pack(const float *weight, int cin, int cout, float *packed);
+void conv3x3_winograd_pack(const float *weight, int cin, int cout, float *packed, int threads);
 size_t conv3x3_winograd_scratch_floats(int cin, int cout);
 void conv3x3_dilated_winograd(const float *in, int cin, int h, int w, const float *packed,
                               const float *bias, int cout, int dilation, int relu,

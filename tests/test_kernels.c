@@ -141,7 +141,7 @@ static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int re
             magnitude = fabs(ref[i]);
     if (magnitude == 0)
         magnitude = 1;
-    conv3x3_winograd_pack(wt, cin, cout, packed);
+    conv3x3_winograd_pack(wt, cin, cout, packed, 2);
     for (int portable = 0; portable <= 1; portable++) {
         conv3x3_winograd_force_portable(portable);
         const char *isa = conv3x3_winograd_isa();
