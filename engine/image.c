@@ -337,7 +337,7 @@ int u2net_image_save(const char *path, const u2net_image *img, int quality, u2ne
         set_error(err, rc, "%s: %s", path, e2.msg);
         return rc;
     }
-    rc = u2net_write_file(path, buf, len, err);
+    rc = u2net_write_file(path, buf, len, 1, err);
     free(buf);
     return rc;
 }

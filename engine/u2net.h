@@ -48,7 +48,8 @@ enum {
     U2NET_EFORMAT = 2,  /* not a model file, bad version, bad tables, bad shapes */
     U2NET_ECHECKSUM = 3,/* CRC mismatch: the file is corrupted */
     U2NET_EARG = 4,     /* bad argument: input size 0 or beyond the limits */
-    U2NET_ENOMEM = 5    /* an allocation failed */
+    U2NET_ENOMEM = 5,   /* an allocation failed */
+    U2NET_EEXIST = 6    /* the output exists and was not to be replaced */
 };
 
 /* Kernels the context runs: the fast path (default) or the plain C reference
@@ -201,9 +202,12 @@ int u2net_render(const u2net_image *img, const u2net_matte *m, u2net_output_type
  *  "area": .., "area_fraction": .., "mean_probability": ..}, malloc'd, NUL-
  * terminated, ending in a newline; NULL when out of memory. name may be NULL. */
 char *u2net_bbox_json(const u2net_matte *m, const char *name);
-/* Writes len bytes to path through a temporary file beside it and a rename,
- * so the path never holds a partial file. */
-int u2net_write_file(const char *path, const void *data, size_t len, u2net_error *err);
+/* Writes len bytes to path through a hidden temporary file beside it, moved
+ * into place when complete, so the path never holds a partial file. An
+ * existing path is replaced when replace is non-zero; otherwise the call
+ * fails with U2NET_EEXIST, even if the path appears while writing. */
+int u2net_write_file(const char *path, const void *data, size_t len, int replace,
+                     u2net_error *err);
 
 /* "prob", "mask", ... for a type; and the type for a name, or -1. */
 const char *u2net_output_name(u2net_output_type t);

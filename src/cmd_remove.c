@@ -880,13 +880,13 @@ static int put_bytes(run_state *r, const char *path, const void *data, size_t le
     }
     if (make_output_folder(r, path) != 0)
         return -1;
-    const int rc = r->opt.overwrite ? write_file_atomic(path, data, len)
-                                    : write_file_new(path, data, len);
+    u2net_error err;
+    const int rc = u2net_write_file(path, data, len, r->opt.overwrite, &err);
     if (rc != 0) {
-        if (errno == EEXIST)
+        if (rc == U2NET_EEXIST)
             say(r, 1, "%s: exists (use --overwrite)", path);
         else
-            say(r, 1, "%s: cannot write: %s", path, strerror(errno));
+            say(r, 1, "%s", err.msg);
         return -1;
     }
     return 0;

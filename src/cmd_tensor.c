@@ -111,8 +111,8 @@ int cmd_tensor(int argc, char **argv)
     }
     for (int k = 0; k < n_out; k++)
         memcpy(outbuf + k * plane, u2net_output(c, k), plane * sizeof(float));
-    if (write_file_atomic(outp, outbuf, plane * n_out * sizeof(float)) != 0) {
-        die_msg("%s: cannot write output: %s", outp, strerror(errno));
+    if (u2net_write_file(outp, outbuf, plane * n_out * sizeof(float), 1, &err) != 0) {
+        die_msg("%s", err.msg);
         goto done;
     }
     rc = 0;

@@ -23,15 +23,6 @@ int read_file(const char *path, unsigned char **data, size_t *len);
  * bytes arrive (limit 0: no limit). */
 int read_stream(FILE *f, size_t limit, unsigned char **data, size_t *len);
 
-/* Writes len bytes to path through a temporary file in the same folder and a
- * rename, so path never holds a partial file. Returns 0, or -1 with errno set
- * (the temporary file is removed). */
-int write_file_atomic(const char *path, const void *data, size_t len);
-
-/* As write_file_atomic, but never replaces an existing path: fails with
- * EEXIST instead, even when the path appears while writing. */
-int write_file_new(const char *path, const void *data, size_t len);
-
 /* Writes len bytes to a stream and flushes it; returns 0, or -1 with errno. */
 int write_stream(FILE *f, const void *data, size_t len);
 

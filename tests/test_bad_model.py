@@ -95,7 +95,7 @@ def expect_failure(label, model, inp, out, h=H, w=W, names_model=True):
         problems.append("message does not start with 'u2net: ': %r" % lines[0])
     if os.path.exists(out):
         problems.append("output file left behind")
-    tmp = [f for f in os.listdir(os.path.dirname(out)) if ".tmp" in f]
+    tmp = [f for f in os.listdir(os.path.dirname(out)) if ".tmp" in f or f.startswith(".u2net-")]
     if tmp:
         problems.append("temporary files left behind: %s" % tmp)
     return ["%s: %s" % (label, x) for x in problems]
