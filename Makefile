@@ -28,7 +28,7 @@ TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all test weights clean install demo readme-images sanitize
+.PHONY: all test weights clean install demo readme-images sanitize fuzz
 # The default model is part of the build when the shared weights are here.
 DEFAULT_MODEL := $(if $(wildcard $(SHARED)/weights/u2netp-fp16.onnx),weights/u2netp.u2nc)
 all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net $(DEFAULT_MODEL)
@@ -73,6 +73,27 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-o
 sanitize:
 	U2NET_SANITIZE=1 $(MAKE) --no-print-directory BUILD=$(BUILD)/san \
 	  CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="-fopenmp $(SAN_FLAGS)" test
+
+# make fuzz FUZZ_SECONDS=N: each libFuzzer target (tests/fuzz) built with
+# clang, ASan and UBSan, run N seconds on a copy of its seeds; stops at the
+# first crash, leak or timeout, leaving the input in build/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := model image
+FUZZ_SRC := $(ENGINE_SRC) $(filter-out kernels/conv3x3_winograd_avx2.c,$(KERNEL_SRC))
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -std=c11 -D_DEFAULT_SOURCE -Iengine -Ikernels -fopenmp -Wno-unused-command-line-argument
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) kernels/conv3x3_winograd_avx2.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(BUILD)/fuzz/winograd_avx2.o $(LDLIBS)
+$(BUILD)/fuzz/winograd_avx2.o: kernels/conv3x3_winograd_avx2.c
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=address,undefined -std=c11 -Iengine -Ikernels -mavx2 -mfma -c $< -o $@
+fuzz: $(BUILD)/fuzz/winograd_avx2.o $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(BUILD)/fuzz/corpus-$$t && cp -r tests/fuzz/seeds/$$t $(BUILD)/fuzz/corpus-$$t && \
+	  (cd $(BUILD)/fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	     -timeout=10 -max_len=65536 corpus-$$t) || exit 1; \
+	done
 
 # The default model, converted from the shared weights when they are present.
 weights/u2netp.u2nc: tools/convert.py tools/u2net_format.py

@@ -97,6 +97,55 @@ static int jpeg_exif_orientation(const unsigned char *d, size_t len)
     return 1;
 }
 
+/* stb_image 2.27 writes past its Huffman size table when a JPEG's DHT
+ * segment declares more than 256 codes (fixed in stb 2.28; found by
+ * tests/fuzz/fuzz_image.c). Walks every marker segment, the ones between the
+ * scans of a progressive JPEG too, and returns 0 if a DHT table is bad. */
+static int jpeg_huffman_tables_ok(const unsigned char *d, size_t len)
+{
+    if (len < 4 || d[0] != 0xFF || d[1] != 0xD8)
+        return 1;
+    size_t pos = 2;
+    while (pos + 4 <= len) {
+        if (d[pos] != 0xFF) { /* padding: stb scans on to the next marker */
+            pos++;
+            continue;
+        }
+        const unsigned marker = d[pos + 1];
+        if (marker == 0xD9)
+            return 1;
+        if (marker == 0xFF || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {
+            pos += marker == 0xFF ? 1 : 2; /* fill byte, or a marker without a length */
+            continue;
+        }
+        const size_t seg = (size_t)d[pos + 2] << 8 | d[pos + 3];
+        if (marker == 0xC4) { /* DHT: tables of class/id + 16 counts + symbols */
+            size_t t = pos + 4;
+            const size_t end = pos + 2 + seg;
+            /* stb reads a table's 16 counts even where they run past the
+             * segment's or the file's end (past the file it reads zeros) */
+            while (t < end) {
+                size_t codes = 0;
+                for (size_t i = t + 1; i < t + 17 && i < len; i++)
+                    codes += d[i];
+                if (codes > 256)
+                    return 0;
+                t += 17 + codes;
+            }
+        }
+        /* a truncated segment (stb decodes what it has: DHT checked above) */
+        if (seg < 2 || pos + 2 + seg > len)
+            return 1;
+        pos += 2 + seg;
+        if (marker == 0xDA) { /* entropy-coded data up to the next real marker */
+            while (pos + 1 < len &&
+                   !(d[pos] == 0xFF && d[pos + 1] != 0x00 && !(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7)))
+                pos++;
+        }
+    }
+    return 1;
+}
+
 /* Applies EXIF orientation o so the image is upright (as PIL's
  * ImageOps.exif_transpose). For each output pixel (ox, oy) of an ow x oh
  * image, the source pixel of the W x H input is:
@@ -149,6 +198,10 @@ int u2net_image_decode(const void *data, size_t len, size_t max_pixels, u2net_im
     }
     const stbi_uc *d = data;
     const int n = (int)len;
+    if (!jpeg_huffman_tables_ok(d, len)) {
+        set_error(err, U2NET_EFORMAT, "corrupt JPEG (a Huffman table has more than 256 codes)");
+        return U2NET_EFORMAT;
+    }
     int w, h, comp;
     if (!stbi_info_from_memory(d, n, &w, &h, &comp)) {
         set_error(err, U2NET_EFORMAT, "not a supported image (%s)", stbi_failure_reason());
