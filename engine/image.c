@@ -214,39 +214,31 @@ int u2net_image_decode(const void *data, size_t len, size_t max_pixels, u2net_im
     }
     if (comp < 1 || comp > 4)
         comp = 3;
-    u2net_image img = {0};
-    if (stbi_is_16_bit_from_memory(d, n)) {
-        int c2;
-        stbi_us *p16 = stbi_load_16_from_memory(d, n, &w, &h, &c2, comp);
-        if (!p16) {
-            set_error(err, U2NET_EFORMAT, "cannot decode image (%s)", stbi_failure_reason());
-            return U2NET_EFORMAT;
-        }
-        const int rc = u2net_image_alloc(&img, w, h, comp, err);
-        if (rc) {
-            stbi_image_free(p16);
-            return rc;
-        }
-        const size_t count = (size_t)w * h * comp;
+    /* 16-bit files decode to 16-bit samples, scaled here to 8 bits */
+    const int is16 = stbi_is_16_bit_from_memory(d, n);
+    int c2;
+    void *pixels = is16 ? (void *)stbi_load_16_from_memory(d, n, &w, &h, &c2, comp)
+                        : (void *)stbi_load_from_memory(d, n, &w, &h, &c2, comp);
+    if (!pixels) {
+        set_error(err, U2NET_EFORMAT, "cannot decode image (%s)", stbi_failure_reason());
+        return U2NET_EFORMAT;
+    }
+    u2net_image img;
+    int rc = u2net_image_alloc(&img, w, h, comp, err);
+    if (rc) {
+        stbi_image_free(pixels);
+        return rc;
+    }
+    const size_t count = (size_t)w * h * comp;
+    if (is16) {
+        const stbi_us *p16 = pixels;
         for (size_t i = 0; i < count; i++) /* round(v * 255 / 65535) */
             img.data[i] = (unsigned char)(((uint32_t)p16[i] * 255 + 32767) / 65535);
-        stbi_image_free(p16);
     } else {
-        int c2;
-        stbi_uc *p8 = stbi_load_from_memory(d, n, &w, &h, &c2, comp);
-        if (!p8) {
-            set_error(err, U2NET_EFORMAT, "cannot decode image (%s)", stbi_failure_reason());
-            return U2NET_EFORMAT;
-        }
-        const int rc = u2net_image_alloc(&img, w, h, comp, err);
-        if (rc) {
-            stbi_image_free(p8);
-            return rc;
-        }
-        memcpy(img.data, p8, (size_t)w * h * comp);
-        stbi_image_free(p8);
+        memcpy(img.data, pixels, count);
     }
-    const int rc = apply_orientation(&img, jpeg_exif_orientation(d, len), err);
+    stbi_image_free(pixels);
+    rc = apply_orientation(&img, jpeg_exif_orientation(d, len), err);
     if (rc) {
         u2net_image_free(&img);
         return rc;
