@@ -18,6 +18,8 @@ struct u2net_ctx {
     float *arena;     /* plan.arena_floats */
     float *scratch;   /* threads * plan.scratch_floats */
     float *packed;    /* plan.packed_floats: Winograd weights of one block */
+    const float *packed_from; /* the weights packed holds now, or NULL */
+    float *band;      /* plan.band_floats: a band's input window, then its output */
     const float *input;
     int have_output;
 };
@@ -51,6 +53,7 @@ void u2net_ctx_free(u2net_ctx *c)
     free(c->arena);
     free(c->scratch);
     free(c->packed);
+    free(c->band);
     free(c);
 }
 
@@ -58,27 +61,33 @@ void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k) { c->kernels = k; }
 
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c) { return c->plan.arena_floats * sizeof(float); }
 
-static int replan(u2net_ctx *c, int h, int w, u2net_error *err)
+static void free_buffers(u2net_ctx *c)
 {
-    plan_free(&c->plan);
     free(c->arena);
     free(c->scratch);
     free(c->packed);
-    c->arena = c->scratch = c->packed = NULL;
+    free(c->band);
+    c->arena = c->scratch = c->packed = c->band = NULL;
+    c->packed_from = NULL;
+}
+
+static int replan(u2net_ctx *c, int h, int w, u2net_error *err)
+{
+    plan_free(&c->plan);
+    free_buffers(c);
     c->have_output = 0;
     if (plan_build(&c->plan, c->model, h, w, err) != 0)
         return -1;
-    c->arena = malloc(c->plan.arena_floats * sizeof(float));
-    c->scratch = malloc((size_t)c->threads * c->plan.scratch_floats * sizeof(float) + 64);
-    c->packed = malloc(c->plan.packed_floats * sizeof(float) + 64);
-    if (!c->arena || !c->scratch || !c->packed) {
+    const plan *p = &c->plan;
+    c->arena = malloc(p->arena_floats * sizeof(float));
+    c->scratch = malloc((size_t)c->threads * p->scratch_floats * sizeof(float) + 64);
+    c->packed = malloc(p->packed_floats * sizeof(float) + 64);
+    c->band = malloc(p->band_floats * sizeof(float) + 64);
+    if (!c->arena || !c->scratch || !c->packed || !c->band) {
         set_error(err, U2NET_ENOMEM, "out of memory: a %dx%d run needs %zu MB of activations",
-                  h, w, c->plan.arena_floats * sizeof(float) >> 20);
+                  h, w, p->arena_floats * sizeof(float) >> 20);
         plan_free(&c->plan);
-        free(c->arena);
-        free(c->scratch);
-        free(c->packed);
-        c->arena = c->scratch = c->packed = NULL;
+        free_buffers(c);
         return -1;
     }
     return 0;
@@ -91,23 +100,106 @@ static float *at(const u2net_ctx *c, view v)
     return c->arena + c->plan.bufs[v.buf].offset + v.off;
 }
 
-/* The Winograd convolution, U2NET_WINOGRAD_COUT_BLOCK output channels at a
- * time: their weights are transformed into c->packed, then convolved. Every
- * output's sum runs in the same order whatever the block, so the blocks
- * change nothing but the memory needed. */
-static void run_winograd(u2net_ctx *c, const op *o, const float *in, const float *res,
-                         float *out)
+/* The Winograd convolution, one block of output channels at a time
+ * (winograd_cout_block): their weights are transformed into c->packed, unless
+ * it holds them already (the bands of one convolution, or the same layer run
+ * again), then convolved. */
+static void run_winograd(u2net_ctx *c, const conv_params *p, int relu, const float *in, int h,
+                         int w, const float *res, float *out)
+{
+    const size_t hw = (size_t)h * w;
+    const int block = winograd_cout_block(p->cin, p->cout);
+    for (int co0 = 0; co0 < p->cout; co0 += block) {
+        const int nb = p->cout - co0 < block ? p->cout - co0 : block;
+        const float *weight = p->weight + (size_t)co0 * p->cin * 9;
+        if (c->packed_from != weight) {
+            conv3x3_winograd_pack(weight, p->cin, nb, c->packed, c->threads);
+            c->packed_from = weight;
+        }
+        conv3x3_dilated_winograd(in, p->cin, h, w, c->packed, p->bias + co0, nb, p->dilation,
+                                 relu, res ? res + co0 * hw : NULL, out + co0 * hw, c->scratch,
+                                 c->threads);
+    }
+}
+
+/* The 3x3 convolution of o on a dense input [cin, h, w] into out [cout, h, w]. */
+static void run_conv3x3(u2net_ctx *c, const op *o, const float *in, int h, int w,
+                        const float *res, float *out)
 {
     const conv_params *p = o->conv;
-    const size_t hw = (size_t)o->in.h * o->in.w;
-    for (int co0 = 0; co0 < p->cout; co0 += U2NET_WINOGRAD_COUT_BLOCK) {
-        const int nb = p->cout - co0 < U2NET_WINOGRAD_COUT_BLOCK ? p->cout - co0
-                                                                 : U2NET_WINOGRAD_COUT_BLOCK;
-        conv3x3_winograd_pack(p->weight + (size_t)co0 * p->cin * 9, p->cin, nb, c->packed,
-                              c->threads);
-        conv3x3_dilated_winograd(in, p->cin, o->in.h, o->in.w, c->packed, p->bias + co0, nb,
-                                 p->dilation, o->relu, res ? res + co0 * hw : NULL,
-                                 out + co0 * hw, c->scratch, c->threads);
+    if (c->kernels == U2NET_KERNELS_REFERENCE)
+        conv3x3_dilated_ref(in, p->cin, h, w, p->weight, p->bias, p->cout, p->dilation, o->relu,
+                            res, out, c->threads);
+    else if (o->winograd)
+        run_winograd(c, p, o->relu, in, h, w, res, out);
+    else
+        conv3x3_dilated_im2col(in, p->cin, h, w, p->weight, p->bias, p->cout, p->dilation,
+                               o->relu, res, out, c->scratch, c->threads);
+}
+
+/* One band of a banded convolution, as a range of rows. */
+typedef struct {
+    int r0, r1; /* output rows */
+    int lo, n;  /* window rows lo .. lo + n - 1 */
+} band;
+
+/* Channel j of everything between two convolutions of a banded run: window
+ * channels j (from up(a)) and ca + j (from x) of band `next` (into win), and
+ * output channel j of band `done` (from bout) into out, plus the residual
+ * (which may be out itself). Channel j of out may share memory with channel j
+ * of x, never with another channel, and its rows of band `done` lie above
+ * every row of x that band `next` reads: so each channel is one task, and
+ * one parallel loop does all three. */
+static void band_channel(const u2net_ctx *c, const op *o, int j, float *win, const float *bout,
+                         const band *next, const band *done)
+{
+    const int w = o->in.w, ca = o->up.c;
+    const size_t hw = (size_t)o->in.h * w;
+    if (next && j < ca)
+        resize_bilinear_rows(at(c, o->up) + (size_t)j * o->up.h * o->up.w, 1, o->up.h, o->up.w,
+                             win + (size_t)j * next->n * w, o->in.h, w, next->lo,
+                             next->lo + next->n);
+    if (next && j < o->in.c)
+        memcpy(win + (size_t)(ca + j) * next->n * w,
+               at(c, o->in) + j * hw + (size_t)next->lo * w, (size_t)next->n * w * sizeof(float));
+    if (done && j < o->conv->cout) {
+        const size_t len = (size_t)(done->r1 - done->r0) * w;
+        const float *src = bout + ((size_t)j * done->n + (done->r0 - done->lo)) * w;
+        float *dst = at(c, o->out) + j * hw + (size_t)done->r0 * w;
+        if (o->residual.buf >= 0) {
+            const float *r = at(c, o->residual) + j * hw + (size_t)done->r0 * w;
+            for (size_t i = 0; i < len; i++)
+                dst[i] = src[i] + r[i];
+        } else {
+            memcpy(dst, src, len * sizeof(float));
+        }
+    }
+}
+
+/* The convolution of cat(up(a), x) in bands of rows (internal.h). Band j's
+ * window is rows [r0 - 1, r1 + 1) of the concatenation, clipped to the image:
+ * its first and last output rows see zeros for the rows beyond the window and
+ * are dropped, except at the image's own edges where zeros are right. */
+static void run_conv3x3_banded(u2net_ctx *c, const op *o)
+{
+    const int h = o->in.h;
+    int nch = o->up.c > o->in.c ? o->up.c : o->in.c;
+    nch = nch > o->conv->cout ? nch : o->conv->cout;
+    /* c->band: the window [cin, n, w], then the output [cout, n, w], each
+     * with room for the most rows a band has */
+    float *win = c->band, *bout = c->band + (size_t)o->conv->cin * band_window_rows(o) * o->in.w;
+    band done = {0, 0, 0, 0};
+    for (int r0 = 0;; r0 += o->band_rows) {
+        band next = {r0, r0 + o->band_rows < h ? r0 + o->band_rows : h, r0 > 0 ? r0 - 1 : 0, 0};
+        next.n = (next.r1 < h ? next.r1 + 1 : h) - next.lo;
+        const band *pn = r0 < h ? &next : NULL, *pd = r0 > 0 ? &done : NULL;
+        #pragma omp parallel for num_threads(c->threads) schedule(static)
+        for (int j = 0; j < nch; j++)
+            band_channel(c, o, j, win, bout, pn, pd);
+        if (!pn)
+            break;
+        run_conv3x3(c, o, win, next.n, o->in.w, NULL, bout);
+        done = next;
     }
 }
 
@@ -116,19 +208,13 @@ static void run_op(u2net_ctx *c, const op *o)
     const int t = c->threads;
     float *in = at(c, o->in), *out = at(c, o->out);
     switch (o->kind) {
-    case OP_CONV3X3: {
-        const conv_params *p = o->conv;
-        const float *res = o->residual.buf >= 0 ? at(c, o->residual) : NULL;
-        if (c->kernels == U2NET_KERNELS_REFERENCE)
-            conv3x3_dilated_ref(in, p->cin, o->in.h, o->in.w, p->weight, p->bias, p->cout,
-                                p->dilation, o->relu, res, out, t);
-        else if (o->winograd)
-            run_winograd(c, o, in, res, out);
+    case OP_CONV3X3:
+        if (o->up.buf >= 0)
+            run_conv3x3_banded(c, o);
         else
-            conv3x3_dilated_im2col(in, p->cin, o->in.h, o->in.w, p->weight, p->bias, p->cout,
-                                   p->dilation, o->relu, res, out, c->scratch, t);
+            run_conv3x3(c, o, in, o->in.h, o->in.w,
+                        o->residual.buf >= 0 ? at(c, o->residual) : NULL, out);
         break;
-    }
     case OP_CONV1X1:
         conv1x1(in, o->conv->cin, (size_t)o->in.h * o->in.w, o->conv->weight, o->conv->bias,
                 o->conv->cout, out);

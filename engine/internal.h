@@ -52,9 +52,18 @@ struct u2net_model {
 };
 
 /* Winograd weights are 4x the size of the 3x3 weights they come from, so
- * they are not kept: each run transforms them, this many output channels at
- * a time, into a buffer of the context (18 MB for a 1024-channel input). */
-#define U2NET_WINOGRAD_COUT_BLOCK 128
+ * they are not kept: each run transforms them, a block of output channels at
+ * a time, into a buffer of the context. A block is as many output channels
+ * (a multiple of 4, at most 128) as fit in about 2 MB; 4 when even those do
+ * not (more than 3,640 input channels). The blocks change nothing but the
+ * memory needed: every output's sum runs in the same order whatever the
+ * block. */
+static inline int winograd_cout_block(int cin, int cout)
+{
+    int nb = (int)(((size_t)2 << 20) / (36 * sizeof(float) * (size_t)cin)) / 4 * 4;
+    nb = nb < 4 ? 4 : nb > 128 ? 128 : nb;
+    return nb < cout ? nb : cout;
+}
 
 /* A [c, h, w] tensor inside a planned buffer: buffer id and float offset. */
 typedef struct {
@@ -67,13 +76,26 @@ enum { BUF_INPUT = -1 };  /* the caller's input image */
 
 typedef enum { OP_CONV3X3, OP_CONV1X1, OP_MAXPOOL, OP_RESIZE, OP_SIGMOID } op_kind;
 
+/* A 3x3 convolution with an `up` view reads cat(up(up), in): `up` resized
+ * bilinearly to in's size, then in. It runs in bands of band_rows output
+ * rows, each on a window of the concatenation (its rows, one above and one
+ * below) built in the context's band buffer; its output may be in's own
+ * buffer: a band is written out only after the next band's window has been
+ * read, and no later window reaches back above it. */
 typedef struct {
     op_kind kind;
-    view in, out, residual;     /* residual.buf is -2 when there is none */
+    view up, in, out, residual; /* up.buf and residual.buf are -2 when absent */
+    int band_rows;
     const conv_params *conv;    /* for the convolutions */
     int relu;
     int winograd;               /* 3x3: the fast path is conv3x3_dilated_winograd */
 } op;
+
+/* The most rows a band's window of o has: its rows and one each side. */
+static inline int band_window_rows(const op *o)
+{
+    return o->band_rows + 2 < o->in.h ? o->band_rows + 2 : o->in.h;
+}
 
 typedef struct {
     size_t floats;       /* size, rounded up to 16 floats (64 bytes) */
@@ -92,6 +114,8 @@ typedef struct {
     size_t arena_floats;
     size_t scratch_floats;  /* per thread, for the 3x3 convolution kernels */
     size_t packed_floats;   /* Winograd weights of one block of output channels */
+    size_t band_floats;     /* the largest band window [cin, rows, w] plus
+                               its output [cout, rows, w] */
 } plan;
 
 int plan_build(plan *p, const u2net_model *m, int h, int w, u2net_error *err);

@@ -1,8 +1,11 @@
 /* plan.c - turns the stage table into a flat list of operations for one
  * input size, and places every intermediate tensor in one arena by lifetime.
  *
- * Concatenation never copies: each cat(a, b) is one buffer [ca + cb, h, w]
- * whose two channel slices are written directly by the producers of a and b.
+ * Concatenation never copies: a cat(a, b) of two tensors of one size is one
+ * buffer [ca + cb, h, w] whose two channel slices are written directly by the
+ * producers of a and b; a cat(up(a), b) that only a convolution reads is not
+ * stored at all: the convolution runs in bands of rows, each reading its
+ * window of up(a) and b (context.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +65,26 @@ static void touch(plan *p, view v, int at)
         bf->last = at;
 }
 
-static void emit(builder *b, op_kind kind, view in, view out, const conv_params *conv, int relu,
-                 view residual)
+/* Rows of output per band of a convolution over cat(up(a), x): the band's
+ * input window (its rows plus one above and below) and output together take
+ * about BAND_BYTES, but at least 32 window rows so that the rows computed
+ * twice at band edges stay a small part (2 / 30 at most); a window's rows
+ * are a multiple of 4, the Winograd tile height. */
+enum { BAND_BYTES = 8 << 20, BAND_MIN_ROWS = 30 };
+
+static int band_rows(int cin, int cout, int h, int w)
+{
+    const size_t row_floats = (size_t)(cin + cout) * w;
+    const size_t fit = BAND_BYTES / sizeof(float) / row_floats;
+    if (fit >= (size_t)h)
+        return h;
+    int rows = fit > BAND_MIN_ROWS + 2 ? (int)fit - 2 : BAND_MIN_ROWS;
+    rows = (rows + 2) / 4 * 4 - 2;
+    return rows < h ? rows : h;
+}
+
+static void emit(builder *b, op_kind kind, view up, view in, view out, const conv_params *conv,
+                 int relu, view residual)
 {
     plan *p = b->p;
     if (b->oom)
@@ -78,19 +99,28 @@ static void emit(builder *b, op_kind kind, view in, view out, const conv_params 
         p->ops = no, p->cap_ops = cap;
     }
     op *o = &p->ops[p->n_ops];
-    o->kind = kind, o->in = in, o->out = out, o->conv = conv, o->relu = relu;
+    o->kind = kind, o->up = up, o->in = in, o->out = out, o->conv = conv, o->relu = relu;
     o->residual = residual;
-    o->winograd = kind == OP_CONV3X3 &&
-                  conv3x3_winograd_worthwhile(conv->cin, conv->cout, in.h, in.w, conv->dilation);
+    o->band_rows = in.h;
+    o->winograd = 0;
+    touch(p, up, p->n_ops);
     touch(p, in, p->n_ops);
     touch(p, out, p->n_ops);
     touch(p, residual, p->n_ops);
     if (kind == OP_CONV3X3) {
+        int rows = in.h; /* of the input the kernel sees */
+        if (up.buf != NO_BUF) {
+            o->band_rows = band_rows(conv->cin, conv->cout, in.h, in.w);
+            rows = band_window_rows(o);
+            const size_t bf = (size_t)(conv->cin + conv->cout) * rows * in.w;
+            p->band_floats = bf > p->band_floats ? bf : p->band_floats;
+        }
+        o->winograd =
+            conv3x3_winograd_worthwhile(conv->cin, conv->cout, rows, in.w, conv->dilation);
         /* either kernel may run: the reference mode can be switched per run */
         size_t s = conv3x3_scratch_floats(conv->cin);
         if (o->winograd) {
-            const int nb = conv->cout < U2NET_WINOGRAD_COUT_BLOCK ? conv->cout
-                                                                  : U2NET_WINOGRAD_COUT_BLOCK;
+            const int nb = winograd_cout_block(conv->cin, conv->cout);
             const size_t sw = conv3x3_winograd_scratch_floats(conv->cin, nb);
             const size_t pw = conv3x3_winograd_packed_floats(conv->cin, nb);
             s = sw > s ? sw : s;
@@ -107,65 +137,105 @@ static const view no_view = {NO_BUF, 0, 0, 0, 0};
 
 static void conv(builder *b, const conv_params *c, view in, view out, int relu, view residual)
 {
-    emit(b, OP_CONV3X3, in, out, c, relu, residual);
+    emit(b, OP_CONV3X3, no_view, in, out, c, relu, residual);
 }
 
-static void pool(builder *b, view in, view out) { emit(b, OP_MAXPOOL, in, out, NULL, 0, no_view); }
-static void resize(builder *b, view in, view out) { emit(b, OP_RESIZE, in, out, NULL, 0, no_view); }
+/* The convolution of cat(up(a), x), up resizing a to x's size. */
+static void conv_upcat(builder *b, const conv_params *c, view a, view x, view out, int relu,
+                       view residual)
+{
+    emit(b, OP_CONV3X3, a, x, out, c, relu, residual);
+}
 
-/* One RSU block: x [in_ch, h, w] -> y [out_ch, h, w]. Buffers:
- *   hxin [out, h, w]                      lives to the residual add
- *   cat_i [2*mid, h_i, w_i], i = 1..L-1   slice [mid, 2mid) holds hx_i (the
- *                                          encoder side), slice [0, mid) the
- *                                          decoder feature from below
- * RSU-L halves the size from level to level (ceil) and upsamples on the way
- * back; RSU-F keeps one size and grows the dilation instead. */
-static void emit_rsu(builder *b, const stage_desc *st, view x, view y)
+static void pool(builder *b, view in, view out)
+{
+    emit(b, OP_MAXPOOL, no_view, in, out, NULL, 0, no_view);
+}
+
+static void resize(builder *b, view in, view out)
+{
+    emit(b, OP_RESIZE, no_view, in, out, NULL, 0, no_view);
+}
+
+/* One RSU block: x [in_ch, h, w], or cat(up(xa), x) when xa is a view, ->
+ * y [out_ch, h, w]. RSU-L halves the size from level to level (ceil) and
+ * upsamples on the way back; RSU-F keeps one size and grows the dilation
+ * instead. Buffers, for levels i = 1..L-1 of size h_i x w_i:
+ *   hxin [out_ch, h, w]   conv_in's output, kept to the residual add; for
+ *                         RSU-L it is y itself, which the last convolution
+ *                         adds to in place, band by band
+ *   cat_i [2mid, h_i, w_i] for RSU-F, and RSU-L's bottom level L-1: slice
+ *                         [mid, 2mid) holds hx_i (the encoder side), slice
+ *                         [0, mid) the decoder feature from below
+ *   hx_i [mid, h_i, w_i]  RSU-L's other levels: the encoder side alone
+ *   d_i [mid, h_i, w_i]   RSU-L's decoder output at level i, which level
+ *                         i-1's convolution reads upsampled: the upsampled
+ *                         copy only ever exists one band at a time */
+static void emit_rsu(builder *b, const stage_desc *st, view xa, view x, view y)
 {
     const int L = st->height, mid = st->mid_ch, f = st->kind == STAGE_RSU_F;
     const conv_params *c = st->conv;
     int hs[U2NET_MAX_HEIGHT], ws[U2NET_MAX_HEIGHT];
-    view cat[U2NET_MAX_HEIGHT];
+    view cat[U2NET_MAX_HEIGHT], hx[U2NET_MAX_HEIGHT];
     hs[1] = x.h, ws[1] = x.w;
     for (int i = 2; i < L; i++) {
         hs[i] = f ? hs[i - 1] : (hs[i - 1] + 1) / 2;
         ws[i] = f ? ws[i - 1] : (ws[i - 1] + 1) / 2;
     }
-    const view hxin = whole(new_buffer(b, st->out_ch, x.h, x.w), st->out_ch, x.h, x.w);
-    for (int i = 1; i < L; i++)
-        cat[i] = whole(new_buffer(b, 2 * mid, hs[i], ws[i]), 2 * mid, hs[i], ws[i]);
+    /* the last convolution reads cat(up(d_2), hx_1) by bands only in RSU-L
+     * with levels below the first */
+    const int in_place = !f && L >= 3;
+    const view hxin =
+        in_place ? y : whole(new_buffer(b, st->out_ch, x.h, x.w), st->out_ch, x.h, x.w);
+    for (int i = 1; i < L; i++) {
+        if (f || i == L - 1) {
+            cat[i] = whole(new_buffer(b, 2 * mid, hs[i], ws[i]), 2 * mid, hs[i], ws[i]);
+            hx[i] = slice(cat[i], mid, mid);
+        } else {
+            cat[i] = no_view;
+            hx[i] = whole(new_buffer(b, mid, hs[i], ws[i]), mid, hs[i], ws[i]);
+        }
+    }
     if (b->oom)
         return;
-    conv(b, &c[0], x, hxin, 1, no_view);
-    conv(b, &c[1], hxin, slice(cat[1], mid, mid), 1, no_view);
+    conv_upcat(b, &c[0], xa, x, hxin, 1, no_view);
+    conv(b, &c[1], hxin, hx[1], 1, no_view);
     for (int i = 2; i < L; i++) {
-        view src = slice(cat[i - 1], mid, mid);
+        view src = hx[i - 1];
         if (!f) {
             const view pooled = whole(new_buffer(b, mid, hs[i], ws[i]), mid, hs[i], ws[i]);
             pool(b, src, pooled);
             src = pooled;
         }
-        conv(b, &c[i], src, slice(cat[i], mid, mid), 1, no_view);
+        conv(b, &c[i], src, hx[i], 1, no_view);
     }
     /* rebnconvL: the bottom, no pooling before it */
-    conv(b, &c[L], slice(cat[L - 1], mid, mid), slice(cat[L - 1], 0, mid), 1, no_view);
-    for (int i = L - 1; i >= 2; i--) {
-        const conv_params *ci = &c[2 * L - i]; /* rebnconv{i}d */
-        const view up_dst = slice(cat[i - 1], 0, mid);
-        if (f) {
-            conv(b, ci, cat[i], up_dst, 1, no_view);
-        } else {
-            const view d = whole(new_buffer(b, mid, hs[i], ws[i]), mid, hs[i], ws[i]);
-            conv(b, ci, cat[i], d, 1, no_view);
-            resize(b, d, up_dst);
-        }
+    conv(b, &c[L], hx[L - 1], slice(cat[L - 1], 0, mid), 1, no_view);
+    if (f) {
+        for (int i = L - 1; i >= 2; i--) /* rebnconv{i}d */
+            conv(b, &c[2 * L - i], cat[i], slice(cat[i - 1], 0, mid), 1, no_view);
+        conv(b, &c[2 * L - 1], cat[1], y, 1, hxin); /* rebnconv1d + hxin */
+        return;
     }
-    conv(b, &c[2 * L - 1], cat[1], y, 1, hxin); /* rebnconv1d + hxin */
+    view d = cat[L - 1];
+    for (int i = L - 1; i >= 1; i--) {
+        const conv_params *ci = &c[2 * L - i]; /* rebnconv{i}d */
+        const view dst = i == 1 ? y : whole(new_buffer(b, mid, hs[i], ws[i]), mid, hs[i], ws[i]);
+        const view residual = i == 1 ? hxin : no_view;
+        if (b->oom)
+            return;
+        if (i == L - 1)
+            conv(b, ci, cat[i], dst, 1, residual);
+        else
+            conv_upcat(b, ci, d, hx[i], dst, 1, residual);
+        d = dst;
+    }
 }
 
 /* The whole network for an input [3, h, w]:
  *   hx1 = stage1(x); hx(k+1) = stage(k+1)(pool(hxk))
- *   hxkd = stagekd(cat(up(hx(k+1)d or hxn), hxk)), written into top_k
+ *   hxkd = stagekd(cat(up(hx(k+1)d or hxn), hxk)); hxkd takes hxk's buffer,
+ *   which its first convolution overwrites band by band behind its reads
  *   out [n+1, h, w]: out[k] = up(side_k(hxkd)) for k < n, up(side_n(hxn)),
  *   out[0] = outconv(out[1..n]); then sigmoid over all of out. */
 static void emit_network(builder *b, int h, int w)
@@ -173,19 +243,16 @@ static void emit_network(builder *b, int h, int w)
     const u2net_model *m = b->m;
     const int n = m->n_levels;
     int hs[U2NET_MAX_STAGES], ws[U2NET_MAX_STAGES];
-    view top[U2NET_MAX_STAGES], enc[U2NET_MAX_STAGES];
+    view enc[U2NET_MAX_STAGES];
     const stage_desc *E = m->stages;                  /* E[k-1] = encoder k */
 #define DEC(k) (&m->stages[2 * n - 1 - (k)])          /* decoder k, 1 <= k < n */
     hs[1] = h, ws[1] = w;
     for (int k = 2; k <= n; k++)
         hs[k] = (hs[k - 1] + 1) / 2, ws[k] = (ws[k - 1] + 1) / 2;
-    for (int k = 1; k < n; k++) {
-        const int up_c = k + 1 == n ? E[n - 1].out_ch : DEC(k + 1)->out_ch;
-        const int c = up_c + E[k - 1].out_ch;
-        top[k] = whole(new_buffer(b, c, hs[k], ws[k]), c, hs[k], ws[k]);
-        enc[k] = slice(top[k], up_c, E[k - 1].out_ch);
+    for (int k = 1; k <= n; k++) {
+        const int c = E[k - 1].out_ch;
+        enc[k] = whole(new_buffer(b, c, hs[k], ws[k]), c, hs[k], ws[k]);
     }
-    enc[n] = whole(new_buffer(b, E[n - 1].out_ch, hs[n], ws[n]), E[n - 1].out_ch, hs[n], ws[n]);
     const view out = whole(new_buffer(b, n + 1, h, w), n + 1, h, w);
     if (b->oom)
         return;
@@ -200,17 +267,18 @@ static void emit_network(builder *b, int h, int w)
                 return;
             pool(b, enc[k - 1], x);
         }
-        emit_rsu(b, &E[k - 1], x, enc[k]);
+        emit_rsu(b, &E[k - 1], no_view, x, enc[k]);
     }
     view below = enc[n];
     for (int k = n; k >= 1; k--) {
         if (k < n) {
-            resize(b, below, slice(top[k], 0, below.c));
             const int c = DEC(k)->out_ch;
-            below = whole(new_buffer(b, c, hs[k], ws[k]), c, hs[k], ws[k]);
+            const int buf = c <= enc[k].c ? enc[k].buf : new_buffer(b, c, hs[k], ws[k]);
             if (b->oom)
                 return;
-            emit_rsu(b, DEC(k), top[k], below);
+            const view dst = whole(buf, c, hs[k], ws[k]);
+            emit_rsu(b, DEC(k), below, enc[k], dst);
+            below = dst;
         }
         /* side k of the decoder output (or of hxn), upsampled to the input size */
         const view dst = slice(out, k, 1);
@@ -223,8 +291,8 @@ static void emit_network(builder *b, int h, int w)
         }
     }
 #undef DEC
-    emit(b, OP_CONV1X1, slice(out, 1, n), slice(out, 0, 1), &m->fuse, 0, no_view);
-    emit(b, OP_SIGMOID, out, out, NULL, 0, no_view);
+    emit(b, OP_CONV1X1, no_view, slice(out, 1, n), slice(out, 0, 1), &m->fuse, 0, no_view);
+    emit(b, OP_SIGMOID, no_view, out, out, NULL, 0, no_view);
     b->p->bufs[out.buf].last = b->p->n_ops; /* outputs outlive the run */
 }
 

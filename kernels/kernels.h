@@ -86,7 +86,7 @@ const char *conv3x3_winograd_isa(void);
 enum {
     CONV3X3_WINOGRAD_MR = 4,
     CONV3X3_WINOGRAD_ROW = 104,
-    CONV3X3_WINOGRAD_CHUNK_CIN = 256, /* most input channels in v */
+    CONV3X3_WINOGRAD_CHUNK_CIN = 128, /* most input channels in v */
     CONV3X3_WINOGRAD_TASK_COUT = 128, /* most output channels in m */
     /* the sums over input channels run in blocks of this many, which are then
      * added up: the float error of a sum grows with its length */
@@ -129,6 +129,12 @@ void maxpool2x2_ceil(const float *in, int c, int h, int w, float *out, int threa
  * the edge. in [c,ih,iw] -> out [c,oh,ow]. */
 void resize_bilinear(const float *in, int c, int ih, int iw,
                      float *out, int oh, int ow, int threads);
+
+/* Rows y0 <= y < y1 of the same resize: out [c, y1-y0, ow], bit-identical to
+ * those rows of resize_bilinear's output; on the calling thread alone, for
+ * callers that split channels over threads themselves. */
+void resize_bilinear_rows(const float *in, int c, int ih, int iw, float *out, int oh, int ow,
+                          int y0, int y1);
 
 /* out[i] = a[i] + b[i] for i < n (the reference for the fused residual add). */
 void add_ref(const float *a, const float *b, float *out, size_t n);

@@ -187,6 +187,20 @@ def test_torch_vs_converted_and_engine():
             compare7(got, ref, TOL, "%s 97x61 engine vs torch" % kind)
 
 
+def test_band_edges_vs_torch():
+    """271x320: the full-resolution convolutions over cat(up(a), b) run in
+    bands of 30 rows (U2NetP's stage1d input convolution), so the last band
+    has a single row; U2Net's stage2d writes its 64 channels over the 128 of
+    hx2 it reads, band by band."""
+    testlib.need_torch()
+    _need_engine()
+    for kind in MG.MODELS:
+        x = MG.golden_input(271, 320)
+        ref = MG.reference_outputs(kind, x)
+        got = testlib.run_tensor(random_model_file(kind), x, threads=THREADS)
+        compare7(got, ref, TOL, "%s 271x320 engine vs torch" % kind)
+
+
 def _checkpoint_vs_golden(kind, formats):
     """Random checkpoint written by torch (make_goldens.write_checkpoints) ->
     converter CLI -> engine, against the 97x61 golden."""

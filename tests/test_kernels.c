@@ -215,7 +215,19 @@ static void test_resize(int c, int ih, int iw, int oh, int ow)
     if (ih == oh && iw == ow)
         check(memcmp(in, out, (size_t)c * ih * iw * sizeof(float)) == 0,
               "resize_bilinear same size is an exact copy %dx%d", ih, iw);
-    free(in), free(out);
+    /* row ranges, as the banded convolutions read them, are the same rows */
+    float *rows = malloc((size_t)c * oh * ow * sizeof(float));
+    int same = 1;
+    for (int y0 = 0; y0 < oh; y0 += 3) {
+        const int y1 = y0 + 3 < oh ? y0 + 3 : oh;
+        resize_bilinear_rows(in, c, ih, iw, rows, oh, ow, y0, y1);
+        for (int ch = 0; ch < c; ch++)
+            same &= memcmp(rows + (size_t)ch * (y1 - y0) * ow, out + ((size_t)ch * oh + y0) * ow,
+                           (size_t)(y1 - y0) * ow * sizeof(float)) == 0;
+    }
+    check(same, "resize_bilinear_rows c=%d %dx%d -> %dx%d in 3-row ranges equals resize_bilinear",
+          c, ih, iw, oh, ow);
+    free(in), free(out), free(rows);
 }
 
 static void test_conv1x1(int cin, int cout, int n)
