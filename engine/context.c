@@ -144,24 +144,28 @@ typedef struct {
 } band;
 
 /* Channel j of everything between two convolutions of a banded run: window
- * channels j (from up(a)) and ca + j (from x) of band `next` (into win), and
- * output channel j of band `done` (from bout) into out, plus the residual
- * (which may be out itself). Channel j of out may share memory with channel j
- * of x, never with another channel, and its rows of band `done` lie above
- * every row of x that band `next` reads: so each channel is one task, and
- * one parallel loop does all three. */
+ * channels j (from up(a)) and ca + j (from x, or pooled from x) of band
+ * `next` (into win), and output channel j of band `done` (from bout) into
+ * out, plus the residual (which may be out itself). Channel j of out may
+ * share memory with channel j of x, never with another channel, and its rows
+ * of band `done` lie above every row of x that band `next` reads: so each
+ * channel is one task, and one parallel loop does all three. */
 static void band_channel(const u2net_ctx *c, const op *o, int j, float *win, const float *bout,
                          const band *next, const band *done)
 {
-    const int w = o->in.w, ca = o->up.c;
-    const size_t hw = (size_t)o->in.h * w;
+    const int h = o->out.h, w = o->out.w, ca = o->up.c;
+    const size_t hw = (size_t)h * w;
     if (next && j < ca)
         resize_bilinear_rows(at(c, o->up) + (size_t)j * o->up.h * o->up.w, 1, o->up.h, o->up.w,
-                             win + (size_t)j * next->n * w, o->in.h, w, next->lo,
-                             next->lo + next->n);
-    if (next && j < o->in.c)
-        memcpy(win + (size_t)(ca + j) * next->n * w,
-               at(c, o->in) + j * hw + (size_t)next->lo * w, (size_t)next->n * w * sizeof(float));
+                             win + (size_t)j * next->n * w, h, w, next->lo, next->lo + next->n);
+    if (next && j < o->in.c) {
+        const float *xj = at(c, o->in) + (size_t)j * o->in.h * o->in.w;
+        float *wj = win + (size_t)(ca + j) * next->n * w;
+        if (o->pool_in)
+            maxpool2x2_ceil_rows(xj, 1, o->in.h, o->in.w, wj, next->lo, next->lo + next->n);
+        else
+            memcpy(wj, xj + (size_t)next->lo * w, (size_t)next->n * w * sizeof(float));
+    }
     if (done && j < o->conv->cout) {
         const size_t len = (size_t)(done->r1 - done->r0) * w;
         const float *src = bout + ((size_t)j * done->n + (done->r0 - done->lo)) * w;
@@ -176,18 +180,18 @@ static void band_channel(const u2net_ctx *c, const op *o, int j, float *win, con
     }
 }
 
-/* The convolution of cat(up(a), x) in bands of rows (internal.h). Band j's
- * window is rows [r0 - 1, r1 + 1) of the concatenation, clipped to the image:
- * its first and last output rows see zeros for the rows beyond the window and
- * are dropped, except at the image's own edges where zeros are right. */
+/* A banded convolution (internal.h). Band j's window is rows [r0 - 1, r1 + 1)
+ * of the convolution's input, clipped to the image: its first and last
+ * output rows see zeros for the rows beyond the window and are dropped,
+ * except at the image's own edges where zeros are right. */
 static void run_conv3x3_banded(u2net_ctx *c, const op *o)
 {
-    const int h = o->in.h;
+    const int h = o->out.h;
     int nch = o->up.c > o->in.c ? o->up.c : o->in.c;
     nch = nch > o->conv->cout ? nch : o->conv->cout;
     /* c->band: the window [cin, n, w], then the output [cout, n, w], each
      * with room for the most rows a band has */
-    float *win = c->band, *bout = c->band + (size_t)o->conv->cin * band_window_rows(o) * o->in.w;
+    float *win = c->band, *bout = c->band + (size_t)o->conv->cin * band_window_rows(o) * o->out.w;
     band done = {0, 0, 0, 0};
     for (int r0 = 0;; r0 += o->band_rows) {
         band next = {r0, r0 + o->band_rows < h ? r0 + o->band_rows : h, r0 > 0 ? r0 - 1 : 0, 0};
@@ -198,7 +202,7 @@ static void run_conv3x3_banded(u2net_ctx *c, const op *o)
             band_channel(c, o, j, win, bout, pn, pd);
         if (!pn)
             break;
-        run_conv3x3(c, o, win, next.n, o->in.w, NULL, bout);
+        run_conv3x3(c, o, win, next.n, o->out.w, NULL, bout);
         done = next;
     }
 }
@@ -209,7 +213,7 @@ static void run_op(u2net_ctx *c, const op *o)
     float *in = at(c, o->in), *out = at(c, o->out);
     switch (o->kind) {
     case OP_CONV3X3:
-        if (o->up.buf >= 0)
+        if (is_banded(o))
             run_conv3x3_banded(c, o);
         else
             run_conv3x3(c, o, in, o->in.h, o->in.w,
@@ -218,9 +222,6 @@ static void run_op(u2net_ctx *c, const op *o)
     case OP_CONV1X1:
         conv1x1(in, o->conv->cin, (size_t)o->in.h * o->in.w, o->conv->weight, o->conv->bias,
                 o->conv->cout, out);
-        break;
-    case OP_MAXPOOL:
-        maxpool2x2_ceil(in, o->in.c, o->in.h, o->in.w, out, t);
         break;
     case OP_RESIZE:
         resize_bilinear(in, o->in.c, o->in.h, o->in.w, out, o->out.h, o->out.w, t);

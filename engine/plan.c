@@ -83,8 +83,8 @@ static int band_rows(int cin, int cout, int h, int w)
     return rows < h ? rows : h;
 }
 
-static void emit(builder *b, op_kind kind, view up, view in, view out, const conv_params *conv,
-                 int relu, view residual)
+static void emit(builder *b, op_kind kind, view up, int pool_in, view in, view out,
+                 const conv_params *conv, int relu, view residual)
 {
     plan *p = b->p;
     if (b->oom)
@@ -99,24 +99,24 @@ static void emit(builder *b, op_kind kind, view up, view in, view out, const con
         p->ops = no, p->cap_ops = cap;
     }
     op *o = &p->ops[p->n_ops];
-    o->kind = kind, o->up = up, o->in = in, o->out = out, o->conv = conv, o->relu = relu;
-    o->residual = residual;
-    o->band_rows = in.h;
+    o->kind = kind, o->up = up, o->pool_in = pool_in, o->in = in, o->out = out;
+    o->conv = conv, o->relu = relu, o->residual = residual;
+    o->band_rows = out.h;
     o->winograd = 0;
     touch(p, up, p->n_ops);
     touch(p, in, p->n_ops);
     touch(p, out, p->n_ops);
     touch(p, residual, p->n_ops);
     if (kind == OP_CONV3X3) {
-        int rows = in.h; /* of the input the kernel sees */
-        if (up.buf != NO_BUF) {
-            o->band_rows = band_rows(conv->cin, conv->cout, in.h, in.w);
+        int rows = out.h; /* of the input the kernel sees */
+        if (is_banded(o)) {
+            o->band_rows = band_rows(conv->cin, conv->cout, out.h, out.w);
             rows = band_window_rows(o);
-            const size_t bf = (size_t)(conv->cin + conv->cout) * rows * in.w;
+            const size_t bf = (size_t)(conv->cin + conv->cout) * rows * out.w;
             p->band_floats = bf > p->band_floats ? bf : p->band_floats;
         }
         o->winograd =
-            conv3x3_winograd_worthwhile(conv->cin, conv->cout, rows, in.w, conv->dilation);
+            conv3x3_winograd_worthwhile(conv->cin, conv->cout, rows, out.w, conv->dilation);
         /* either kernel may run: the reference mode can be switched per run */
         size_t s = conv3x3_scratch_floats(conv->cin);
         if (o->winograd) {
@@ -137,28 +137,29 @@ static const view no_view = {NO_BUF, 0, 0, 0, 0};
 
 static void conv(builder *b, const conv_params *c, view in, view out, int relu, view residual)
 {
-    emit(b, OP_CONV3X3, no_view, in, out, c, relu, residual);
+    emit(b, OP_CONV3X3, no_view, 0, in, out, c, relu, residual);
 }
 
 /* The convolution of cat(up(a), x), up resizing a to x's size. */
 static void conv_upcat(builder *b, const conv_params *c, view a, view x, view out, int relu,
                        view residual)
 {
-    emit(b, OP_CONV3X3, a, x, out, c, relu, residual);
+    emit(b, OP_CONV3X3, a, 0, x, out, c, relu, residual);
 }
 
-static void pool(builder *b, view in, view out)
+/* The convolution of maxpool2x2_ceil(x). */
+static void conv_pooled(builder *b, const conv_params *c, view x, view out, int relu)
 {
-    emit(b, OP_MAXPOOL, no_view, in, out, NULL, 0, no_view);
+    emit(b, OP_CONV3X3, no_view, 1, x, out, c, relu, no_view);
 }
 
 static void resize(builder *b, view in, view out)
 {
-    emit(b, OP_RESIZE, no_view, in, out, NULL, 0, no_view);
+    emit(b, OP_RESIZE, no_view, 0, in, out, NULL, 0, no_view);
 }
 
-/* One RSU block: x [in_ch, h, w], or cat(up(xa), x) when xa is a view, ->
- * y [out_ch, h, w]. RSU-L halves the size from level to level (ceil) and
+/* One RSU block: x [in_ch, h, w], or cat(up(xa), x) when xa is a view, or
+ * maxpool2x2_ceil(x) when pool_x is set, -> y [out_ch, h, w]. RSU-L halves the size from level to level (ceil) and
  * upsamples on the way back; RSU-F keeps one size and grows the dilation
  * instead. Buffers, for levels i = 1..L-1 of size h_i x w_i:
  *   hxin [out_ch, h, w]   conv_in's output, kept to the residual add; for
@@ -170,14 +171,16 @@ static void resize(builder *b, view in, view out)
  *   hx_i [mid, h_i, w_i]  RSU-L's other levels: the encoder side alone
  *   d_i [mid, h_i, w_i]   RSU-L's decoder output at level i, which level
  *                         i-1's convolution reads upsampled: the upsampled
- *                         copy only ever exists one band at a time */
-static void emit_rsu(builder *b, const stage_desc *st, view xa, view x, view y)
+ *                         copy only ever exists one band at a time
+ * RSU-L's pooled tensors are not stored either: the convolutions read them
+ * band by band. */
+static void emit_rsu(builder *b, const stage_desc *st, view xa, view x, int pool_x, view y)
 {
     const int L = st->height, mid = st->mid_ch, f = st->kind == STAGE_RSU_F;
     const conv_params *c = st->conv;
     int hs[U2NET_MAX_HEIGHT], ws[U2NET_MAX_HEIGHT];
     view cat[U2NET_MAX_HEIGHT], hx[U2NET_MAX_HEIGHT];
-    hs[1] = x.h, ws[1] = x.w;
+    hs[1] = y.h, ws[1] = y.w;
     for (int i = 2; i < L; i++) {
         hs[i] = f ? hs[i - 1] : (hs[i - 1] + 1) / 2;
         ws[i] = f ? ws[i - 1] : (ws[i - 1] + 1) / 2;
@@ -186,7 +189,7 @@ static void emit_rsu(builder *b, const stage_desc *st, view xa, view x, view y)
      * with levels below the first */
     const int in_place = !f && L >= 3;
     const view hxin =
-        in_place ? y : whole(new_buffer(b, st->out_ch, x.h, x.w), st->out_ch, x.h, x.w);
+        in_place ? y : whole(new_buffer(b, st->out_ch, y.h, y.w), st->out_ch, y.h, y.w);
     for (int i = 1; i < L; i++) {
         if (f || i == L - 1) {
             cat[i] = whole(new_buffer(b, 2 * mid, hs[i], ws[i]), 2 * mid, hs[i], ws[i]);
@@ -198,16 +201,16 @@ static void emit_rsu(builder *b, const stage_desc *st, view xa, view x, view y)
     }
     if (b->oom)
         return;
-    conv_upcat(b, &c[0], xa, x, hxin, 1, no_view);
+    if (pool_x)
+        conv_pooled(b, &c[0], x, hxin, 1);
+    else
+        conv_upcat(b, &c[0], xa, x, hxin, 1, no_view);
     conv(b, &c[1], hxin, hx[1], 1, no_view);
     for (int i = 2; i < L; i++) {
-        view src = hx[i - 1];
-        if (!f) {
-            const view pooled = whole(new_buffer(b, mid, hs[i], ws[i]), mid, hs[i], ws[i]);
-            pool(b, src, pooled);
-            src = pooled;
-        }
-        conv(b, &c[i], src, hx[i], 1, no_view);
+        if (f)
+            conv(b, &c[i], hx[i - 1], hx[i], 1, no_view);
+        else
+            conv_pooled(b, &c[i], hx[i - 1], hx[i], 1);
     }
     /* rebnconvL: the bottom, no pooling before it */
     conv(b, &c[L], hx[L - 1], slice(cat[L - 1], 0, mid), 1, no_view);
@@ -233,11 +236,13 @@ static void emit_rsu(builder *b, const stage_desc *st, view xa, view x, view y)
 }
 
 /* The whole network for an input [3, h, w]:
- *   hx1 = stage1(x); hx(k+1) = stage(k+1)(pool(hxk))
+ *   hx1 = stage1(x); hx(k+1) = stage(k+1)(pool(hxk)), the pool read by
+ *   stage k+1's first convolution band by band
  *   hxkd = stagekd(cat(up(hx(k+1)d or hxn), hxk)); hxkd takes hxk's buffer,
  *   which its first convolution overwrites band by band behind its reads
  *   out [n+1, h, w]: out[k] = up(side_k(hxkd)) for k < n, up(side_n(hxn)),
- *   out[0] = outconv(out[1..n]); then sigmoid over all of out. */
+ *   out[0] = outconv(out[1..n]); then sigmoid over all of out. The sides
+ *   are computed as their decoder stage ends and upsampled at the end. */
 static void emit_network(builder *b, int h, int w)
 {
     const u2net_model *m = b->m;
@@ -258,18 +263,11 @@ static void emit_network(builder *b, int h, int w)
         return;
     b->p->outputs = out;
 
-    view x = whole(BUF_INPUT, 3, h, w);
-    for (int k = 1; k <= n; k++) {
-        if (k > 1) {
-            const int c = E[k - 2].out_ch;
-            x = whole(new_buffer(b, c, hs[k], ws[k]), c, hs[k], ws[k]);
-            if (b->oom)
-                return;
-            pool(b, enc[k - 1], x);
-        }
-        emit_rsu(b, &E[k - 1], no_view, x, enc[k]);
-    }
+    emit_rsu(b, &E[0], no_view, whole(BUF_INPUT, 3, h, w), 0, enc[1]);
+    for (int k = 2; k <= n; k++)
+        emit_rsu(b, &E[k - 1], no_view, enc[k - 1], 1, enc[k]);
     view below = enc[n];
+    view side[U2NET_MAX_STAGES]; /* side k at its level's size, for k > 1 */
     for (int k = n; k >= 1; k--) {
         if (k < n) {
             const int c = DEC(k)->out_ch;
@@ -277,22 +275,24 @@ static void emit_network(builder *b, int h, int w)
             if (b->oom)
                 return;
             const view dst = whole(buf, c, hs[k], ws[k]);
-            emit_rsu(b, DEC(k), below, enc[k], dst);
+            emit_rsu(b, DEC(k), below, enc[k], 0, dst);
             below = dst;
         }
-        /* side k of the decoder output (or of hxn), upsampled to the input size */
-        const view dst = slice(out, k, 1);
+        /* side k of the decoder output (or of hxn) */
         if (k == 1) {
-            conv(b, &m->side[0], below, dst, 0, no_view);
+            conv(b, &m->side[0], below, slice(out, 1, 1), 0, no_view);
         } else {
-            const view s = whole(new_buffer(b, 1, hs[k], ws[k]), 1, hs[k], ws[k]);
-            conv(b, &m->side[k - 1], below, s, 0, no_view);
-            resize(b, s, dst);
+            side[k] = whole(new_buffer(b, 1, hs[k], ws[k]), 1, hs[k], ws[k]);
+            conv(b, &m->side[k - 1], below, side[k], 0, no_view);
         }
     }
+    /* upsampled to the input size only now, so that out [n+1, h, w] is not
+     * alive while the skip tensors of every level are */
+    for (int k = 2; k <= n; k++)
+        resize(b, side[k], slice(out, k, 1));
 #undef DEC
-    emit(b, OP_CONV1X1, no_view, slice(out, 1, n), slice(out, 0, 1), &m->fuse, 0, no_view);
-    emit(b, OP_SIGMOID, no_view, out, out, NULL, 0, no_view);
+    emit(b, OP_CONV1X1, no_view, 0, slice(out, 1, n), slice(out, 0, 1), &m->fuse, 0, no_view);
+    emit(b, OP_SIGMOID, no_view, 0, out, out, NULL, 0, no_view);
     b->p->bufs[out.buf].last = b->p->n_ops; /* outputs outlive the run */
 }
 

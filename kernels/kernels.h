@@ -124,6 +124,10 @@ void conv1x1(const float *in, int cin, size_t n, const float *weight,
  * a window cut by the edge takes the max of the pixels it has. */
 void maxpool2x2_ceil(const float *in, int c, int h, int w, float *out, int threads);
 
+/* Output rows y0 <= y < y1 of the same pool: out [c, y1-y0, (w+1)/2], on the
+ * calling thread alone. */
+void maxpool2x2_ceil_rows(const float *in, int c, int h, int w, float *out, int y0, int y1);
+
 /* Bilinear resize to an exact size with PyTorch's align_corners=False
  * arithmetic: src = max(0, (dst + 0.5) * in/out - 0.5), neighbours clamped to
  * the edge. in [c,ih,iw] -> out [c,oh,ow]. */

@@ -183,7 +183,18 @@ static void test_maxpool(int c, int h, int w)
                 ok &= out[((size_t)ch * oh + y) * ow + x] == m;
             }
     check(ok, "maxpool2x2_ceil c=%d %dx%d -> %dx%d", c, h, w, oh, ow);
-    free(in), free(out);
+    /* row ranges, as the banded convolutions read them, are the same rows */
+    float *rows = malloc((size_t)c * oh * ow * sizeof(float));
+    int same = 1;
+    for (int y0 = 0; y0 < oh; y0 += 2) {
+        const int y1 = y0 + 2 < oh ? y0 + 2 : oh;
+        maxpool2x2_ceil_rows(in, c, h, w, rows, y0, y1);
+        for (int ch = 0; ch < c; ch++)
+            same &= memcmp(rows + (size_t)ch * (y1 - y0) * ow, out + ((size_t)ch * oh + y0) * ow,
+                           (size_t)(y1 - y0) * ow * sizeof(float)) == 0;
+    }
+    check(same, "maxpool2x2_ceil_rows c=%d %dx%d in 2-row ranges equals maxpool2x2_ceil", c, h, w);
+    free(in), free(out), free(rows);
 }
 
 static void test_resize(int c, int ih, int iw, int oh, int ow)
