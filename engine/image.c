@@ -13,15 +13,15 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 #define STBI_NO_STDIO
 #define STBI_WRITE_NO_STDIO
-#include <stb/stb_image.h>
+#include "stb/stb_image.h"
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
 int u2net_image_alloc(u2net_image *img, int width, int height, int channels, u2net_error *err)
 {
     memset(img, 0, sizeof *img);
-    if (width < 1 || height < 1 || channels < 1 || channels > 4 || width > (1 << 20) ||
-        height > (1 << 20) || (uint64_t)width * height > ((uint64_t)1 << 32)) {
+    if (width < 1 || height < 1 || channels < 1 || channels > 4 || width > U2NET_MAX_IMAGE_SIDE ||
+        height > U2NET_MAX_IMAGE_SIDE || (uint64_t)width * height > U2NET_MAX_IMAGE_PIXELS) {
         set_error(err, U2NET_EARG, "image size %dx%dx%d is not supported", width, height, channels);
         return U2NET_EARG;
     }
@@ -97,53 +97,25 @@ static int jpeg_exif_orientation(const unsigned char *d, size_t len)
     return 1;
 }
 
-/* stb_image 2.27 writes past its Huffman size table when a JPEG's DHT
- * segment declares more than 256 codes (fixed in stb 2.28; found by
- * tests/fuzz/fuzz_image.c). Walks every marker segment, the ones between the
- * scans of a progressive JPEG too, and returns 0 if a DHT table is bad. */
-static int jpeg_huffman_tables_ok(const unsigned char *d, size_t len)
+/* The size in a PNG's header, which must be its first chunk. stb_image
+ * refuses a PNG of more than 2^30 bytes of samples before stbi_info can
+ * report its size, so the pixel limit is checked on this. Returns 0 for
+ * anything but a PNG. */
+static int png_header_size(const unsigned char *d, size_t len, uint32_t *w, uint32_t *h)
 {
-    if (len < 4 || d[0] != 0xFF || d[1] != 0xD8)
-        return 1;
-    size_t pos = 2;
-    while (pos + 4 <= len) {
-        if (d[pos] != 0xFF) { /* padding: stb scans on to the next marker */
-            pos++;
-            continue;
-        }
-        const unsigned marker = d[pos + 1];
-        if (marker == 0xD9)
-            return 1;
-        if (marker == 0xFF || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) {
-            pos += marker == 0xFF ? 1 : 2; /* fill byte, or a marker without a length */
-            continue;
-        }
-        const size_t seg = (size_t)d[pos + 2] << 8 | d[pos + 3];
-        if (marker == 0xC4) { /* DHT: tables of class/id + 16 counts + symbols */
-            size_t t = pos + 4;
-            const size_t end = pos + 2 + seg;
-            /* stb reads a table's 16 counts even where they run past the
-             * segment's or the file's end (past the file it reads zeros) */
-            while (t < end) {
-                size_t codes = 0;
-                for (size_t i = t + 1; i < t + 17 && i < len; i++)
-                    codes += d[i];
-                if (codes > 256)
-                    return 0;
-                t += 17 + codes;
-            }
-        }
-        /* a truncated segment (stb decodes what it has: DHT checked above) */
-        if (seg < 2 || pos + 2 + seg > len)
-            return 1;
-        pos += 2 + seg;
-        if (marker == 0xDA) { /* entropy-coded data up to the next real marker */
-            while (pos + 1 < len &&
-                   !(d[pos] == 0xFF && d[pos + 1] != 0x00 && !(d[pos + 1] >= 0xD0 && d[pos + 1] <= 0xD7)))
-                pos++;
-        }
-    }
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len < 24 || memcmp(d, signature, 8) != 0 || memcmp(d + 12, "IHDR", 4) != 0)
+        return 0;
+    *w = rd32e(d + 16, 1);
+    *h = rd32e(d + 20, 1);
     return 1;
+}
+
+static int over_pixel_limit(uint32_t w, uint32_t h, size_t max_pixels, u2net_error *err)
+{
+    set_error(err, U2NET_EARG, "image is %ux%u = %llu pixels, over the limit of %zu", w, h,
+              (unsigned long long)w * h, max_pixels);
+    return U2NET_EARG;
 }
 
 /* Applies EXIF orientation o so the image is upright (as PIL's
@@ -198,18 +170,32 @@ int u2net_image_decode(const void *data, size_t len, size_t max_pixels, u2net_im
     }
     const stbi_uc *d = data;
     const int n = (int)len;
-    if (!jpeg_huffman_tables_ok(d, len)) {
-        set_error(err, U2NET_EFORMAT, "corrupt JPEG (a Huffman table has more than 256 codes)");
-        return U2NET_EFORMAT;
-    }
+    uint32_t png_w, png_h;
+    const int is_png = png_header_size(d, len, &png_w, &png_h);
+    if (is_png && (uint64_t)png_w * png_h > max_pixels)
+        return over_pixel_limit(png_w, png_h, max_pixels, err);
     int w, h, comp;
     if (!stbi_info_from_memory(d, n, &w, &h, &comp)) {
-        set_error(err, U2NET_EFORMAT, "not a supported image (%s)", stbi_failure_reason());
+        /* stbi_info tries every format, so its own reason is always the last
+         * one's: "unknown image type" */
+        if (is_png)
+            set_error(err, U2NET_EFORMAT, "corrupt or unsupported PNG header (%ux%u; at most "
+                      "2^30 bytes of samples)", png_w, png_h);
+        else
+            set_error(err, U2NET_EFORMAT, "not an image in a format this program reads (JPEG, "
+                      "PNG, BMP, TGA, GIF, binary PNM), or its header is corrupt");
         return U2NET_EFORMAT;
     }
-    if (w < 1 || h < 1 || (uint64_t)w * h > max_pixels) {
-        set_error(err, U2NET_EARG, "image is %dx%d = %llu pixels, over the limit of %zu", w, h,
-                  (unsigned long long)w * h, max_pixels);
+    if (w < 1 || h < 1) {
+        set_error(err, U2NET_EFORMAT, "image header gives a size of %dx%d", w, h);
+        return U2NET_EFORMAT;
+    }
+    if ((uint64_t)w * h > max_pixels)
+        return over_pixel_limit((uint32_t)w, (uint32_t)h, max_pixels, err);
+    if (w > U2NET_MAX_IMAGE_SIDE || h > U2NET_MAX_IMAGE_SIDE ||
+        (uint64_t)w * h > U2NET_MAX_IMAGE_PIXELS) {
+        set_error(err, U2NET_EARG, "image is %dx%d: over the limit of %d a side, %u pixels", w, h,
+                  U2NET_MAX_IMAGE_SIDE, U2NET_MAX_IMAGE_PIXELS);
         return U2NET_EARG;
     }
     if (comp < 1 || comp > 4)
@@ -220,7 +206,8 @@ int u2net_image_decode(const void *data, size_t len, size_t max_pixels, u2net_im
     void *pixels = is16 ? (void *)stbi_load_16_from_memory(d, n, &w, &h, &c2, comp)
                         : (void *)stbi_load_from_memory(d, n, &w, &h, &c2, comp);
     if (!pixels) {
-        set_error(err, U2NET_EFORMAT, "cannot decode image (%s)", stbi_failure_reason());
+        const char *why = stbi_failure_reason();
+        set_error(err, U2NET_EFORMAT, "cannot decode image (%s)", why && *why ? why : "corrupt data");
         return U2NET_EFORMAT;
     }
     u2net_image img;
@@ -327,9 +314,13 @@ int u2net_image_encode(const u2net_image *img, u2net_file_format fmt, int qualit
                        unsigned char **out, size_t *len, u2net_error *err)
 {
     *out = NULL, *len = 0;
+    /* stb_image_write counts in int: the filtered rows ((row bytes + a filter
+     * byte) times rows) and their deflated size, which for noise is a little
+     * larger, must fit one */
     if (!img || !img->data || img->width < 1 || img->height < 1 || img->channels < 1 ||
-        img->channels > 4 || (uint64_t)img->width * img->channels > INT32_MAX / 2) {
-        set_error(err, U2NET_EARG, "cannot encode an empty or oversized image");
+        img->channels > 4 ||
+        ((uint64_t)img->width * img->channels + 1) * (uint64_t)img->height > INT32_MAX / 2) {
+        set_error(err, U2NET_EARG, "cannot encode an empty image, or one of over 2^30 bytes");
         return U2NET_EARG;
     }
     membuf m = {0};

@@ -12,8 +12,6 @@
 
 #include "internal.h"
 
-#define MATTE_MAX_SIDE 65535
-#define MATTE_MAX_PIXELS ((uint64_t)1 << 31)
 #define MORPH_MAX_RADIUS 1000
 #define FEATHER_MAX 1000.0f
 
@@ -466,10 +464,10 @@ int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
         set_error(err, U2NET_EARG, "u2net_matte_from_prob: %s is NULL", prob ? "out" : "prob");
         return U2NET_EARG;
     }
-    if (width < 1 || height < 1 || width > MATTE_MAX_SIDE || height > MATTE_MAX_SIDE ||
-        (uint64_t)width * height > MATTE_MAX_PIXELS) {
+    if (width < 1 || height < 1 || width > U2NET_MAX_IMAGE_SIDE || height > U2NET_MAX_IMAGE_SIDE ||
+        (uint64_t)width * height > U2NET_MAX_IMAGE_PIXELS) {
         set_error(err, U2NET_EARG, "matte size %dx%d is not supported (sides 1..%d, at most %llu pixels)",
-                  width, height, MATTE_MAX_SIDE, (unsigned long long)MATTE_MAX_PIXELS);
+                  width, height, U2NET_MAX_IMAGE_SIDE, (unsigned long long)U2NET_MAX_IMAGE_PIXELS);
         return U2NET_EARG;
     }
     u2net_mask_opts defaults;

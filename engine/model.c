@@ -289,8 +289,9 @@ static int parse(u2net_model *m, const char *path, const unsigned char *f, uint6
         m->default_size = 320;
     if (stage_count < 3 || stage_count > U2NET_MAX_STAGES || stage_count % 2 == 0 ||
         (stage_count + 1) / 2 + 1 > U2NET_MAX_OUTPUTS) {
+        /* n levels give n + 1 outputs */
         set_error(err, U2NET_EFORMAT, "%s: stage count %u (must be odd, 3..%d)", path, stage_count,
-                  U2NET_MAX_STAGES);
+                  2 * (U2NET_MAX_OUTPUTS - 1) - 1);
         return -1;
     }
     if (stage_off < HEADER_BYTES || stage_off > size ||

@@ -109,6 +109,12 @@ int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opt
         set_error(err, U2NET_EARG, "no image");
         return U2NET_EARG;
     }
+    if (img->width > U2NET_MAX_IMAGE_SIDE || img->height > U2NET_MAX_IMAGE_SIDE ||
+        (uint64_t)img->width * img->height > U2NET_MAX_IMAGE_PIXELS) {
+        set_error(err, U2NET_EARG, "image %dx%d is over the limit (%d a side, %u pixels)",
+                  img->width, img->height, U2NET_MAX_IMAGE_SIDE, U2NET_MAX_IMAGE_PIXELS);
+        return U2NET_EARG;
+    }
     u2net_mask_opts defaults;
     if (!o) {
         u2net_mask_opts_default(&defaults);

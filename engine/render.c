@@ -66,6 +66,12 @@ static int check_image(const u2net_image *img, const char *what, u2net_error *er
                   what);
         return U2NET_EARG;
     }
+    if (img->width > U2NET_MAX_IMAGE_SIDE || img->height > U2NET_MAX_IMAGE_SIDE ||
+        (uint64_t)img->width * img->height > U2NET_MAX_IMAGE_PIXELS) {
+        set_error(err, U2NET_EARG, "%s is %dx%d: over the limit (%d a side, %u pixels)", what,
+                  img->width, img->height, U2NET_MAX_IMAGE_SIDE, U2NET_MAX_IMAGE_PIXELS);
+        return U2NET_EARG;
+    }
     return 0;
 }
 

@@ -1,7 +1,7 @@
-/* stb_impl.c - the one translation unit that compiles stb_image and
- * stb_image_write (Debian's libstb-dev headers), with the decoders the
- * program reads and a dimension cap, so the library does not depend on how
- * a system libstb was configured. */
+/* stb_impl.c - the one translation unit that compiles stb_image (the
+ * patched copy in engine/stb/, see the note at its top) and stb_image_write
+ * (Debian's libstb-dev), with the decoders the program reads and a dimension
+ * cap, so the library does not depend on how a system libstb was configured. */
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #define STBI_NO_PSD
@@ -21,6 +21,6 @@
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wtype-limits"
-#include <stb/stb_image.h>
+#include "stb/stb_image.h"
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop

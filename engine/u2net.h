@@ -97,6 +97,12 @@ const float *u2net_output(const u2net_ctx *c, int k);
  * any pixel is decoded. */
 #define U2NET_DEFAULT_MAX_IMAGE_PIXELS 100000000u
 
+/* Largest image any call takes or makes, each side and in pixels (larger
+ * ones are refused with U2NET_EARG), so that every byte count computed from
+ * an image's size fits a 64-bit size_t with room to spare. */
+#define U2NET_MAX_IMAGE_SIDE 65535
+#define U2NET_MAX_IMAGE_PIXELS 2147483648u
+
 /* An 8-bit image: height rows of width*channels bytes, no padding. channels
  * is 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA). */
 typedef struct {
@@ -112,7 +118,7 @@ int u2net_image_decode(const void *data, size_t len, size_t max_pixels,
                        u2net_image *out, u2net_error *err);
 int u2net_image_load(const char *path, size_t max_pixels, u2net_image *out,
                      u2net_error *err);
-/* A new image of the given size, zero-filled. */
+/* A new image of the given size (within U2NET_MAX_IMAGE_*), zero-filled. */
 int u2net_image_alloc(u2net_image *img, int width, int height, int channels,
                       u2net_error *err);
 void u2net_image_free(u2net_image *img);

@@ -19,6 +19,9 @@ REAL_ONNX = os.path.join(SHARED, "weights", "u2netp-fp16.onnx")
 REAL_IMAGES = os.path.join(SHARED, "images", "real")
 GOLDEN = os.path.join(ROOT, "tests", "golden")
 WORK = os.environ.get("U2NET_TEST_WORK", os.path.join(BUILD, "testwork"))
+# set by `make sanitize`: the program runs under AddressSanitizer, which
+# reserves terabytes of address space and slows everything down
+SANITIZE = bool(os.environ.get("U2NET_SANITIZE"))
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
@@ -50,6 +53,19 @@ def need_engine():
 def need_shared_weights():
     if not os.path.exists(REAL_ONNX):
         raise Skip("missing %s" % REAL_ONNX)
+
+
+def random_u2netp(name, seed):
+    """The path of a U2NetP model file with random weights
+    (tests/reference/random_weights.py), written once per run."""
+    path = os.path.join(WORK, "models", name + ".u2nc")
+    if not os.path.exists(path):
+        import convert
+        import random_weights as RW
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        convert.write_model(convert.convert_state_dict(RW.random_state_dict(RW.U2NETP_STAGES, seed)),
+                            path)
+    return path
 
 
 def workdir(name):
