@@ -7,6 +7,7 @@
  * files, an existing one is replaced only with --overwrite, and an input file
  * is never replaced. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +16,13 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "options.h"
 #include "paths.h"
 #include "progress.h"
 #include "u2net.h"
 #include "util.h"
 
 #define DEFAULT_MODEL "u2netp"
-#define MAX_THREADS 1024
-#define MAX_MORPH_RADIUS 255
-#define MAX_FEATHER 1000.0
-#define MAX_PADDING 65535
-#define MAX_MAX_PIXELS 1000000000000L
 /* A file this much larger than its pixels could be is not an image worth
  * reading: 8 bytes a pixel (16-bit RGBA) plus room for metadata. It stops a
  * run on /dev/zero or a huge stray file before it fills memory. */
@@ -114,9 +111,11 @@ static const char help_text[] =
     "\n"
     "A progress bar is drawn on stderr when it is a terminal. A bad input is\n"
     "reported as \"u2net: PATH: problem\" and the others go on; with several inputs\n"
-    "or any failure the run ends with \"done N, failed M, skipped K\". Exit status:\n"
-    "0 when every input was done or skipped, 1 when some failed, 2 for a usage\n"
-    "error.\n"
+    "or any failure the run ends with \"done N, failed M, skipped K\". Ctrl-C\n"
+    "(SIGINT) or SIGTERM stops the run between two steps of an input: outputs are\n"
+    "whole or not written, and --skip-existing resumes it. Exit status: 0 when\n"
+    "every input was done or skipped, 1 when some failed, 2 for a usage error,\n"
+    "128 + the signal's number when stopped (130 for Ctrl-C).\n"
     "\n"
     "Examples:\n"
     "  u2net photo.jpg -o cutout.png\n"
@@ -129,24 +128,6 @@ static const char help_text[] =
     "  U2NET_WEIGHTS=~/models u2net -m u2net photo.jpg -o cutout.png\n";
 
 typedef enum { DEST_FILE, DEST_FOLDER, DEST_STDOUT } dest_kind;
-
-/* What the command line asked for. */
-typedef struct {
-    const char **inputs;
-    size_t n_inputs;
-    const char *output;
-    u2net_output_type types[U2NET_OUT_COUNT];
-    int n_types;
-    const char *model;
-    long threads;  /* 0: all cores */
-    int recursive, quiet, verbose, overwrite, skip_existing;
-    int jpeg;      /* --format jpg */
-    long jpeg_quality;  /* 0: the library's default */
-    size_t max_pixels;
-    const char *background_image;
-    u2net_mask_opts mask;
-    u2net_render_opts render;
-} options;
 
 /* One output of one input. */
 typedef struct {
@@ -190,377 +171,38 @@ static void say(run_state *r, int problem, const char *fmt, ...)
     progress_redraw(&r->bar);
 }
 
-/* ---- command line ---- */
+/* ---- before the inputs ---- */
 
-static int is_opt(const char *name, const char *short_name, const char *long_name)
+/* check_command_line's result for --help and --version: the run is over. */
+enum { DONE_EARLY = -1 };
+
+/* Parses the command line into r->opt and checks what parsing cannot see;
+ * prints --help and --version. Returns 0 to go on, DONE_EARLY, or the exit
+ * status after saying what is wrong. */
+static int check_command_line(run_state *r, int argc, char **argv)
 {
-    return (short_name && !strcmp(name, short_name)) || !strcmp(name, long_name);
-}
-
-/* The type names, for error messages. */
-static const char *const type_list = "prob, mask, rgba, rgb, composite, crop, bbox, highlight";
-
-static int add_types(options *o, const char *opt, const char *value)
-{
-    const char *p = value;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        const size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        char name[32];
-        int t = -1;
-        if (n > 0 && n < sizeof name) {
-            memcpy(name, p, n);
-            name[n] = '\0';
-            t = u2net_output_from_name(name);
-        }
-        if (t < 0 || t >= U2NET_OUT_COUNT) {
-            die_msg("%s: unknown type '%.*s' in '%s' (types: %s)", opt, (int)(n < 64 ? n : 64), p,
-                    value, type_list);
-            return -1;
-        }
-        int seen = 0;
-        for (int i = 0; i < o->n_types; i++)
-            seen |= o->types[i] == (u2net_output_type)t;
-        if (!seen)
-            o->types[o->n_types++] = (u2net_output_type)t;
-        if (!comma)
-            return 0;
-        p = comma + 1;
-    }
-}
-
-static int parse_size(const char *opt, const char *value, u2net_mask_opts *m)
-{
-    long w, h;
-    const char *x = strchr(value, 'x');
-    int ok;
-    if (!x) {
-        ok = parse_int(value, 1, U2NET_MAX_SIDE, &w) == 0;
-        h = w;
-    } else {
-        char first[32];
-        const size_t n = (size_t)(x - value);
-        ok = n > 0 && n < sizeof first;
-        if (ok) {
-            memcpy(first, value, n);
-            first[n] = '\0';
-            ok = parse_int(first, 1, U2NET_MAX_SIDE, &w) == 0 &&
-                 parse_int(x + 1, 1, U2NET_MAX_SIDE, &h) == 0;
-        }
-    }
-    if (!ok) {
-        die_msg("%s: '%s' is not a size (N or WxH, 1..%d a side)", opt, value, U2NET_MAX_SIDE);
-        return -1;
-    }
-    if (w * h > U2NET_MAX_PIXELS) {
-        die_msg("%s: '%s' is more than %d pixels", opt, value, U2NET_MAX_PIXELS);
-        return -1;
-    }
-    m->net_width = (int)w, m->net_height = (int)h;
-    return 0;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* #RRGGBB or #RGB into rgb; -1 if it is neither. */
-static int parse_colour(const char *s, unsigned char rgb[3])
-{
-    const size_t n = strlen(s);
-    if (s[0] != '#' || (n != 7 && n != 4))
-        return -1;
-    for (size_t i = 1; i < n; i++)
-        if (hex_digit(s[i]) < 0)
-            return -1;
-    for (int c = 0; c < 3; c++)
-        rgb[c] = n == 7 ? (unsigned char)(hex_digit(s[1 + 2 * c]) * 16 + hex_digit(s[2 + 2 * c]))
-                        : (unsigned char)(hex_digit(s[1 + c]) * 17);
-    return 0;
-}
-
-/* A keyword value: its index in names, or -1 after saying what is allowed. */
-static int parse_choice(const char *opt, const char *value, const char *const *names, int n,
-                        const char *allowed)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(value, names[i]))
-            return i;
-    die_msg("%s: unknown value '%s' (%s)", opt, value, allowed);
-    return -1;
-}
-
-static int bad_number(const char *opt, const char *value, const char *what)
-{
-    die_msg("%s: '%s' is not %s", opt, value, what);
-    return -1;
-}
-
-/* Outcome of parsing: go on, stop with status 0 (--help, --version), or a
- * usage error. */
-enum { PARSE_RUN = -1 };
-
-/* Parses argv into o; returns PARSE_RUN, or the exit status. */
-static int parse_args(int argc, char **argv, options *o)
-{
-    long fg = -1, bg = -1;
-    int morph_radius_given = 0, refine = 0;
-    o->inputs = malloc((size_t)argc * sizeof *o->inputs);
-    if (!o->inputs) {
+    switch (options_parse(argc, argv, &r->opt)) {
+    case PARSE_RUN:
+        break;
+    case PARSE_HELP:
+        fputs(help_text, stdout);
+        return DONE_EARLY;
+    case PARSE_VERSION:
+        puts("u2net " U2NET_VERSION_STRING);
+        return DONE_EARLY;
+    case PARSE_USAGE_ERROR:
+        die_msg("%s", r->opt.error);
+        return 2;
+    case PARSE_NO_MEMORY:
         die_msg("out of memory");
         return 1;
     }
-    int options_done = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (options_done || a[0] != '-' || !strcmp(a, "-")) {
-            o->inputs[o->n_inputs++] = a;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            options_done = 1;
-            continue;
-        }
-        /* --name=value: split off the value */
-        char name[40];
-        const char *inline_value = NULL;
-        const char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
-        if (eq) {
-            const size_t n = (size_t)(eq - a);
-            if (n >= sizeof name) {
-                die_msg("unknown option '%s' (see u2net --help)", a);
-                return 2;
-            }
-            memcpy(name, a, n);
-            name[n] = '\0';
-            inline_value = eq + 1;
-        } else {
-            snprintf(name, sizeof name, "%s", strlen(a) < sizeof name ? a : "-?");
-        }
-        /* flags */
-        int *flag = NULL;
-        if (is_opt(name, "-h", "--help") || !strcmp(name, "--version")) {
-            if (inline_value) {
-                die_msg("%s takes no value (given '%s')", name, inline_value);
-                return 2;
-            }
-            if (!strcmp(name, "--version"))
-                puts("u2net " U2NET_VERSION_STRING);
-            else
-                fputs(help_text, stdout);
-            return 0;
-        }
-        if (is_opt(name, "-r", "--recursive"))
-            flag = &o->recursive;
-        else if (is_opt(name, "-q", "--quiet"))
-            flag = &o->quiet;
-        else if (is_opt(name, "-v", "--verbose"))
-            flag = &o->verbose;
-        else if (!strcmp(name, "--overwrite"))
-            flag = &o->overwrite;
-        else if (!strcmp(name, "--skip-existing"))
-            flag = &o->skip_existing;
-        else if (!strcmp(name, "--refine"))
-            flag = &refine;
-        else if (!strcmp(name, "--largest-component"))
-            flag = &o->mask.largest_component;
-        if (flag) {
-            if (inline_value) {
-                die_msg("%s takes no value (given '%s')", name, inline_value);
-                return 2;
-            }
-            *flag = 1;
-            continue;
-        }
-        /* options with a value */
-        static const char *const with_value[] = {
-            "-o", "--output", "-t", "--type", "-m", "--model", "--size", "--resize",
-            "--threshold", "--fg-threshold", "--bg-threshold", "--morph", "--morph-radius",
-            "--feather", "--alpha", "--background", "--padding", "--highlight", "--format",
-            "--max-pixels", "--jpeg-quality", "--threads", "--device"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            known |= !strcmp(name, with_value[k]);
-        if (!known) {
-            die_msg("unknown option '%s' (see u2net --help)", a);
+    for (size_t i = 0; i < r->opt.n_inputs; i++)
+        if (!strcmp(r->opt.inputs[i], "-") && isatty(STDIN_FILENO)) {
+            die_msg("-: standard input is a terminal; pipe an image in");
             return 2;
         }
-        const char *v = inline_value;
-        if (!v) {
-            if (i + 1 >= argc) {
-                die_msg("%s: missing value (see u2net --help)", name);
-                return 2;
-            }
-            v = argv[++i];
-        }
-        long n = 0;
-        double f = 0;
-        int bad = 0;
-        if (is_opt(name, "-o", "--output")) {
-            if (o->output) {
-                die_msg("%s: given twice ('%s' and '%s')", name, o->output, v);
-                return 2;
-            }
-            if (!*v) {
-                die_msg("%s: empty path", name);
-                return 2;
-            }
-            o->output = v;
-        } else if (is_opt(name, "-t", "--type")) {
-            bad = add_types(o, name, v);
-        } else if (is_opt(name, "-m", "--model")) {
-            if (!*v) {
-                die_msg("%s: empty model name", name);
-                return 2;
-            }
-            o->model = v;
-        } else if (!strcmp(name, "--size")) {
-            bad = parse_size(name, v, &o->mask);
-        } else if (!strcmp(name, "--resize")) {
-            static const char *const names[] = {"bilinear", "lanczos"};
-            const int c = parse_choice(name, v, names, 2, "bilinear or lanczos");
-            bad = c < 0;
-            o->mask.resize = c == 1 ? U2NET_RESIZE_LANCZOS : U2NET_RESIZE_BILINEAR;
-        } else if (!strcmp(name, "--threshold")) {
-            if (parse_float(v, 0, 1, &f) != 0)
-                bad = bad_number(name, v, "a threshold (0..1)");
-            o->mask.threshold = (float)f;
-        } else if (!strcmp(name, "--fg-threshold")) {
-            if (parse_int(v, 0, 255, &fg) != 0)
-                bad = bad_number(name, v, "a level (0..255)");
-        } else if (!strcmp(name, "--bg-threshold")) {
-            if (parse_int(v, 0, 255, &bg) != 0)
-                bad = bad_number(name, v, "a level (0..255)");
-        } else if (!strcmp(name, "--morph")) {
-            static const char *const names[] = {"open", "close", "open-close"};
-            static const u2net_morph values[] = {U2NET_MORPH_OPEN, U2NET_MORPH_CLOSE,
-                                                 U2NET_MORPH_OPEN_CLOSE};
-            const int c = parse_choice(name, v, names, 3, "open, close or open-close");
-            bad = c < 0;
-            if (!bad)
-                o->mask.morph = values[c];
-        } else if (!strcmp(name, "--morph-radius")) {
-            if (parse_int(v, 1, MAX_MORPH_RADIUS, &n) != 0)
-                bad = bad_number(name, v, "a radius (1..255)");
-            o->mask.morph_radius = (int)n;
-            morph_radius_given = 1;
-        } else if (!strcmp(name, "--feather")) {
-            if (parse_float(v, 0, MAX_FEATHER, &f) != 0)
-                bad = bad_number(name, v, "a width in pixels (0..1000)");
-            o->mask.feather = (float)f;
-        } else if (!strcmp(name, "--alpha")) {
-            static const char *const names[] = {"soft", "mask"};
-            const int c = parse_choice(name, v, names, 2, "soft or mask");
-            bad = c < 0;
-            o->mask.alpha_from_mask = c == 1;
-        } else if (!strcmp(name, "--background")) {
-            if (v[0] == '#') {
-                if (parse_colour(v, o->render.background_rgb) != 0) {
-                    die_msg("%s: '%s' is not a colour (#RRGGBB or #RGB)", name, v);
-                    bad = 1;
-                }
-                o->background_image = NULL;
-            } else if (!*v) {
-                die_msg("%s: empty value (a colour #RRGGBB or #RGB, or an image)", name);
-                bad = 1;
-            } else {
-                o->background_image = v;
-            }
-        } else if (!strcmp(name, "--padding")) {
-            if (parse_int(v, 0, MAX_PADDING, &n) != 0)
-                bad = bad_number(name, v, "a padding in pixels (0..65535)");
-            o->render.padding = (int)n;
-        } else if (!strcmp(name, "--highlight")) {
-            static const char *const names[] = {"dim", "gray", "grey", "blur"};
-            static const u2net_highlight values[] = {U2NET_HIGHLIGHT_DIM, U2NET_HIGHLIGHT_GRAY,
-                                                     U2NET_HIGHLIGHT_GRAY, U2NET_HIGHLIGHT_BLUR};
-            const int c = parse_choice(name, v, names, 4, "dim, gray or blur");
-            bad = c < 0;
-            if (!bad)
-                o->render.highlight = values[c];
-        } else if (!strcmp(name, "--format")) {
-            static const char *const names[] = {"png", "jpg", "jpeg"};
-            const int c = parse_choice(name, v, names, 3, "png or jpg");
-            bad = c < 0;
-            o->jpeg = c > 0;
-        } else if (!strcmp(name, "--max-pixels")) {
-            if (parse_int(v, 1, MAX_MAX_PIXELS, &n) != 0)
-                bad = bad_number(name, v, "a pixel count (1..1000000000000)");
-            o->max_pixels = (size_t)n;
-        } else if (!strcmp(name, "--jpeg-quality")) {
-            if (parse_int(v, 1, 100, &n) != 0)
-                bad = bad_number(name, v, "a JPEG quality (1..100)");
-            o->jpeg_quality = n;
-        } else if (!strcmp(name, "--threads")) {
-            if (parse_int(v, 1, MAX_THREADS, &n) != 0)
-                bad = bad_number(name, v, "a thread count (1..1024)");
-            o->threads = n;
-        } else if (!strcmp(name, "--device")) {
-            if (!strcmp(v, "cuda")) {
-                die_msg("%s cuda: this build has no CUDA support", name);
-                return 2;
-            }
-            if (strcmp(v, "cpu") != 0) {
-                die_msg("%s: unknown device '%s' (cpu or cuda)", name, v);
-                return 2;
-            }
-        }
-        if (bad)
-            return 2;
-    }
-    if (fg >= 0 || bg >= 0)
-        refine = 1;
-    o->mask.refine = refine;
-    if (fg >= 0)
-        o->mask.fg_threshold = (int)fg;
-    if (bg >= 0)
-        o->mask.bg_threshold = (int)bg;
-    if (refine && o->mask.bg_threshold >= o->mask.fg_threshold) {
-        die_msg("--bg-threshold %d must be below --fg-threshold %d", o->mask.bg_threshold,
-                o->mask.fg_threshold);
-        return 2;
-    }
-    if (morph_radius_given && o->mask.morph == U2NET_MORPH_NONE) {
-        die_msg("--morph-radius: needs --morph open, close or open-close");
-        return 2;
-    }
-    if (o->quiet && o->verbose) {
-        die_msg("-q and -v contradict each other: give one");
-        return 2;
-    }
-    if (o->overwrite && o->skip_existing) {
-        die_msg("--overwrite and --skip-existing contradict each other: give one");
-        return 2;
-    }
-    if (o->n_types == 0)
-        o->types[o->n_types++] = U2NET_OUT_RGBA;
-    if (o->n_inputs == 0) {
-        die_msg("no INPUT given (see u2net --help)");
-        return 2;
-    }
-    if (!o->output) {
-        die_msg("no output given: -o FILE, -o FOLDER/ or -o - (see u2net --help)");
-        return 2;
-    }
-    int stdin_count = 0;
-    for (size_t i = 0; i < o->n_inputs; i++)
-        stdin_count += !strcmp(o->inputs[i], "-");
-    if (stdin_count > 1) {
-        die_msg("-: standard input can be an INPUT only once");
-        return 2;
-    }
-    if (stdin_count && isatty(STDIN_FILENO)) {
-        die_msg("-: standard input is a terminal; pipe an image in");
-        return 2;
-    }
-    return PARSE_RUN;
+    return 0;
 }
 
 /* Decides where outputs go (see --help); returns 0 or 2 for a usage error. */
@@ -861,7 +503,7 @@ static int make_output_folder(run_state *r, const char *path)
     }
     const int rc = make_dirs(dir);
     if (rc != 0)
-        say(r, 1, "%s: cannot create folder: %s", dir, strerror(errno));
+        say(r, 1, "%s: cannot create its folder %s: %s", path, dir, strerror(errno));
     free(dir);
     return rc;
 }
@@ -928,7 +570,30 @@ static int write_output(run_state *r, const input_file *in, const u2net_image *i
     return rc;
 }
 
-typedef enum { INPUT_DONE, INPUT_FAILED, INPUT_SKIPPED } input_result;
+typedef enum { INPUT_DONE, INPUT_FAILED, INPUT_SKIPPED, INPUT_INTERRUPTED } input_result;
+
+/* The signal (SIGINT or SIGTERM) that asked the run to stop, or 0. It is
+ * looked at between the steps of an input, so the run stops with every
+ * output either whole under its name or not written, and no temporary file
+ * left; a second signal ends the process at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    /* reads and writes go on where they were; the handler is used once */
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static input_result process_input(run_state *r, const input_file *in)
 {
@@ -957,6 +622,10 @@ static input_result process_input(run_state *r, const input_file *in)
         goto done;
     }
     have_matte = 1;
+    if (stop_signal) {
+        result = INPUT_INTERRUPTED;
+        goto done;
+    }
     int ok = 1;
     for (int k = 0; k < o->n_types; k++)
         if (!outs[k].keep && write_output(r, in, &img, &matte, &outs[k]) != 0)
@@ -999,22 +668,16 @@ static void run_free(run_state *r)
     u2net_model_free(r->model);
     if (r->opt.render.background)
         u2net_image_free(&r->background);
-    free(r->opt.inputs);
+    options_free(&r->opt);
 }
 
 int cmd_remove(int argc, char **argv)
 {
     run_state r;
     memset(&r, 0, sizeof r);
-    u2net_mask_opts_default(&r.opt.mask);
-    u2net_render_opts_default(&r.opt.render);
-    r.opt.max_pixels = U2NET_DEFAULT_MAX_IMAGE_PIXELS;
-    int rc = parse_args(argc, argv, &r.opt);
-    if (rc != PARSE_RUN) {
-        run_free(&r);
-        return rc;
-    }
-    rc = choose_destination(&r);
+    int rc = check_command_line(&r, argc, argv);
+    if (rc == 0)
+        rc = choose_destination(&r);
     if (rc == 0)
         rc = load_background(&r);
     if (rc == 0)
@@ -1025,13 +688,17 @@ int cmd_remove(int argc, char **argv)
         rc = prepare_folder(&r);
     if (rc != 0) {
         run_free(&r);
-        return rc;
+        return rc == DONE_EARLY ? 0 : rc;
     }
     /* inputs that failed while they were being found count as finished */
     const size_t total = r.inputs.count + r.failed;
     progress_start(&r.bar, total, r.failed, !r.opt.quiet && isatty(STDERR_FILENO));
-    for (size_t i = 0; i < r.inputs.count; i++) {
+    catch_stop_signals();
+    size_t i = 0;
+    for (; i < r.inputs.count && !stop_signal; i++) {
         const input_result res = process_input(&r, &r.inputs.items[i]);
+        if (res == INPUT_INTERRUPTED)
+            break;
         if (res == INPUT_DONE)
             r.done++;
         else if (res == INPUT_SKIPPED)
@@ -1041,9 +708,15 @@ int cmd_remove(int argc, char **argv)
         progress_step(&r.bar);
     }
     progress_end(&r.bar);
-    if (!r.opt.quiet && (total > 1 || r.failed > 0))
+    const int sig = stop_signal;
+    if (sig)
+        die_msg("interrupted by %s: %zu input%s not processed (--skip-existing resumes)",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", r.inputs.count - i,
+                r.inputs.count - i == 1 ? "" : "s");
+    if (!r.opt.quiet && (total > 1 || r.failed > 0 || sig))
         fprintf(stderr, "done %zu, failed %zu, skipped %zu\n", r.done, r.failed, r.skipped);
-    rc = r.failed > 0 ? 1 : 0;
+    /* an interrupted run exits as the shell reports a signal: 128 + its number */
+    rc = sig ? 128 + sig : r.failed > 0 ? 1 : 0;
     run_free(&r);
     return rc;
 }
