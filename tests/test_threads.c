@@ -1,6 +1,8 @@
 /* test_threads.c - one model shared by several threads, each with its own
  * context and its own input size, gives exactly the outputs of running the
- * same inputs one after another in one thread.
+ * same inputs one after another in one thread: the raw network, and the
+ * whole image path (PNG decode, matte at that network size, rgba cutout,
+ * PNG encode). `make tsan` runs it under ThreadSanitizer.
  *
  *   test_threads MODEL [THREADS]
  * Prints one line per worker and "N passed, M failed". */
@@ -18,6 +20,10 @@ typedef struct {
     int h, w;
     float *input;     /* [3, h, w] */
     float *expected;  /* [outputs, h, w], from the sequential run */
+    unsigned char *png;       /* an h x w RGB image */
+    size_t png_len;
+    unsigned char *expected_cutout;  /* its rgba cutout as PNG, sequentially */
+    size_t expected_cutout_len;
     int ok;
     char msg[600];
 } job;
@@ -52,6 +58,52 @@ static int run_once(const u2net_model *m, const float *x, int h, int w, float *o
     return 0;
 }
 
+/* An h x w RGB image as PNG bytes. */
+static int make_png(int h, int w, unsigned seed, unsigned char **png, size_t *len)
+{
+    u2net_image img;
+    u2net_error err;
+    if (u2net_image_alloc(&img, w, h, 3, &err) != 0)
+        return -1;
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        img.data[i] = (unsigned char)(seed >> 24);
+    }
+    const int rc = u2net_image_encode(&img, U2NET_FORMAT_PNG, 0, png, len, &err);
+    u2net_image_free(&img);
+    return rc;
+}
+
+/* The image path on one PNG in its own context, the network at the image's
+ * size: the rgba cutout, as PNG bytes, in *out. */
+static int cutout_once(const u2net_model *m, const unsigned char *png, size_t png_len,
+                       unsigned char **out, size_t *out_len, char *msg, size_t n)
+{
+    u2net_error err;
+    u2net_image img = {0}, cut = {0};
+    u2net_matte matte = {0};
+    u2net_mask_opts mo;
+    u2net_mask_opts_default(&mo);
+    u2net_ctx *c = u2net_ctx_new(m, 1, &err);
+    int rc = c ? u2net_image_decode(png, png_len, 0, &img, &err) : -1;
+    if (rc == 0) {
+        mo.net_width = img.width, mo.net_height = img.height;
+        rc = u2net_matte_image(c, &img, &mo, &matte, &err);
+    }
+    if (rc == 0) {
+        rc = u2net_render(&img, &matte, U2NET_OUT_RGBA, NULL, &cut, &err);
+        u2net_matte_free(&matte);
+    }
+    if (rc == 0)
+        rc = u2net_image_encode(&cut, U2NET_FORMAT_PNG, 0, out, out_len, &err);
+    if (rc != 0)
+        snprintf(msg, n, "%s", err.msg);
+    u2net_image_free(&cut);
+    u2net_image_free(&img);
+    u2net_ctx_free(c);
+    return rc;
+}
+
 static void *worker(void *arg)
 {
     job *j = arg;
@@ -59,12 +111,22 @@ static void *worker(void *arg)
     float *got = malloc(n * sizeof(float));
     j->ok = got != NULL;
     for (int r = 0; r < ROUNDS && j->ok; r++) {
+        unsigned char *cutout = NULL;
+        size_t cutout_len = 0;
         if (run_once(j->model, j->input, j->h, j->w, got, j->msg, sizeof j->msg) != 0)
             j->ok = 0;
         else if (memcmp(got, j->expected, n * sizeof(float)) != 0) {
             snprintf(j->msg, sizeof j->msg, "outputs differ from the sequential run");
             j->ok = 0;
+        } else if (cutout_once(j->model, j->png, j->png_len, &cutout, &cutout_len, j->msg,
+                               sizeof j->msg) != 0) {
+            j->ok = 0;
+        } else if (cutout_len != j->expected_cutout_len ||
+                   memcmp(cutout, j->expected_cutout, cutout_len) != 0) {
+            snprintf(j->msg, sizeof j->msg, "cutout differs from the sequential run");
+            j->ok = 0;
         }
+        free(cutout);
     }
     free(got);
     return NULL;
@@ -99,7 +161,10 @@ int main(int argc, char **argv)
         j->input = make_input(j->h, j->w, 1234u + (unsigned)i);
         j->expected = malloc(sizeof(float) * u2net_model_output_count(m) * j->h * j->w);
         if (!j->input || !j->expected ||
-            run_once(m, j->input, j->h, j->w, j->expected, j->msg, sizeof j->msg) != 0) {
+            run_once(m, j->input, j->h, j->w, j->expected, j->msg, sizeof j->msg) != 0 ||
+            make_png(j->h, j->w, 99u + (unsigned)i, &j->png, &j->png_len) != 0 ||
+            cutout_once(m, j->png, j->png_len, &j->expected_cutout, &j->expected_cutout_len,
+                        j->msg, sizeof j->msg) != 0) {
             fprintf(stderr, "test_threads: sequential run %d failed: %s\n", i, j->msg);
             return 2;
         }
@@ -116,6 +181,8 @@ int main(int argc, char **argv)
         jobs[i].ok ? passed++ : failed++;
         free(jobs[i].input);
         free(jobs[i].expected);
+        free(jobs[i].png);
+        free(jobs[i].expected_cutout);
     }
     u2net_model_free(m);
     printf("%d passed, %d failed\n", passed, failed);

@@ -1,5 +1,7 @@
 """One model, eight threads, each with its own context and input size:
-outputs bit-identical to sequential runs (build/test_threads)."""
+network outputs and rgba cutouts (decode, matte, render, encode)
+bit-identical to sequential runs (build/test_threads; `make tsan` runs it
+under ThreadSanitizer)."""
 import os
 
 import testlib
