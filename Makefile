@@ -28,12 +28,12 @@ TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all test weights clean install demo readme-images sanitize fuzz
+.PHONY: all test weights clean install demo readme-images sanitize tsan fuzz
 # The default model is part of the build when the shared weights are here.
 DEFAULT_MODEL := $(if $(wildcard $(SHARED)/weights/u2netp-fp16.onnx),weights/u2netp.u2nc)
 all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net $(DEFAULT_MODEL)
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h kernels/*.h src/*.h)
+$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -74,25 +74,50 @@ sanitize:
 	U2NET_SANITIZE=1 $(MAKE) --no-print-directory BUILD=$(BUILD)/san \
 	  CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="-fopenmp $(SAN_FLAGS)" test
 
-# make fuzz FUZZ_SECONDS=N: each libFuzzer target (tests/fuzz) built with
-# clang, ASan and UBSan, run N seconds on a copy of its seeds; stops at the
-# first crash, leak or timeout, leaving the input in build/fuzz/.
+# make tsan: the library and tests/test_threads.c built with ThreadSanitizer
+# into build/tsan, and the test of 8 threads sharing one model run on them.
+# Each context runs one OpenMP thread (test_threads asks for 1, and
+# OMP_NUM_THREADS=1 covers the rest): the OpenMP and OpenBLAS runtimes are not
+# instrumented, so TSan would not see their own synchronisation between the
+# threads of a team and would report races that are not there.
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+tsan:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" \
+	  LDFLAGS="-fopenmp $(TSAN_FLAGS)" $(BUILD)/tsan/test_threads
+	U2NET_BUILD=$(abspath $(BUILD)/tsan) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	  $(PYTHON) tests/run.py test_threads
+
+# make fuzz FUZZ_SECONDS=N: each libFuzzer target (tests/fuzz/README.md)
+# built with clang and its sanitizers, run N seconds on a copy of its seeds;
+# stops at the first crash, sanitizer report, leak or timeout, leaving the
+# input in build/fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := model image
+FUZZ_TARGETS := model image image_msan cli
 FUZZ_SRC := $(ENGINE_SRC) $(filter-out kernels/conv3x3_winograd_avx2.c,$(KERNEL_SRC))
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -std=c11 -D_DEFAULT_SOURCE -Iengine -Ikernels -fopenmp -Wno-unused-command-line-argument
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) kernels/conv3x3_winograd_avx2.c
+  -std=c11 -D_DEFAULT_SOURCE -Iengine -Ikernels -Isrc -fopenmp -Wno-unused-command-line-argument
+FUZZ_HEADERS := $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
+# the command-line target links the program's option parser too
+$(BUILD)/fuzz/fuzz_cli: src/options.c src/util.c
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(BUILD)/fuzz/winograd_avx2.o $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(BUILD)/fuzz/winograd_avx2.o $(LDLIBS)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(filter src/%.c,$^) $(BUILD)/fuzz/winograd_avx2.o $(LDLIBS)
 $(BUILD)/fuzz/winograd_avx2.o: kernels/conv3x3_winograd_avx2.c
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=address,undefined -std=c11 -Iengine -Ikernels -mavx2 -mfma -c $< -o $@
-fuzz: $(BUILD)/fuzz/winograd_avx2.o $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+# Image decoding again under MemorySanitizer, which sees reads of
+# uninitialised memory (ASan does not). Only the decoding sources: MSan needs
+# all the code it runs instrumented, and OpenBLAS is not.
+MSAN_IMAGE_SRC := engine/image.c engine/stb_impl.c engine/error.c engine/fileio.c
+$(BUILD)/fuzz/fuzz_image_msan: tests/fuzz/fuzz_image.c $(MSAN_IMAGE_SRC) $(FUZZ_HEADERS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,memory -fsanitize-memory-track-origins -std=c11 \
+	  -D_DEFAULT_SOURCE -Iengine -o $@ $< $(MSAN_IMAGE_SRC)
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
-	  rm -rf $(BUILD)/fuzz/corpus-$$t && cp -r tests/fuzz/seeds/$$t $(BUILD)/fuzz/corpus-$$t && \
+	  rm -rf $(BUILD)/fuzz/corpus-$$t && cp -r tests/fuzz/seeds/$${t%_msan} $(BUILD)/fuzz/corpus-$$t && \
 	  (cd $(BUILD)/fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	     -timeout=10 -max_len=65536 corpus-$$t) || exit 1; \
+	     -timeout=10 -max_len=65536 -print_final_stats=1 corpus-$$t) || exit 1; \
 	done
 
 # The default model, converted from the shared weights when they are present.
