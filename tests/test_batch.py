@@ -22,18 +22,9 @@ import time
 import numpy as np
 
 import testlib
-from testlib import Skip
 
 FAST = ["--size", "32", "--threads", "1"]
 SUMMARY = "done %d, failed %d, skipped %d"
-
-
-def _need():
-    testlib.need_engine()
-    try:
-        import PIL.Image  # noqa: F401
-    except ImportError:
-        raise Skip("Pillow not installed (python3-pil)")
 
 
 def _model():
@@ -133,7 +124,7 @@ def _bad_files(folder):
 
 @testlib.tidy
 def test_thousand_images_with_bad_ones():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.scratch_dir("batch_1000")
     src = os.path.join(d, "in")
     good = _write_images(src, 1000, seed=1)
@@ -252,7 +243,7 @@ def test_killed_run_resumes():
     """SIGKILL midway: every output under its final name is whole; at most a
     hidden temporary file remains; --skip-existing finishes the rest without
     touching what was done."""
-    _need()
+    testlib.need_engine_and_pil()
     _stop_and_resume(signal.SIGKILL)
 
 
@@ -261,7 +252,7 @@ def test_interrupted_run_resumes():
     """SIGINT midway: the run stops within a step, removes nothing it
     finished, leaves no temporary file, says how many inputs it did not do,
     exits 130; --skip-existing finishes the rest."""
-    _need()
+    testlib.need_engine_and_pil()
     _stop_and_resume(signal.SIGINT)
 
 
@@ -277,7 +268,7 @@ def _file_size_limit(limit):
 def test_disk_full():
     """Writes that fail for space (a file size limit; /dev/full) are reported
     per output and the batch goes on."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.scratch_dir("batch_full")
     src = os.path.join(d, "in")
     small = _write_images(src, 6, seed=4, prefix="small", size=(4, 6))
@@ -313,7 +304,7 @@ def test_unwritable_output_folders():
     """A sub-folder of the output that is a file (ENOTDIR, which root meets
     too) and, when not root, one without write permission: each output that
     cannot be written is reported and the others are written."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.scratch_dir("batch_perm")
     src = os.path.join(d, "in")
     ok = _write_images(os.path.join(src, "a"), 2, seed=6, prefix="a")

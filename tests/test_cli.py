@@ -17,7 +17,6 @@ import time
 import numpy as np
 
 import testlib
-from testlib import Skip
 
 MODELS_DIR = os.path.join(testlib.WORK, "models")
 MODEL_NAME = "cli_u2netp_random"
@@ -25,14 +24,6 @@ FAST = ["--size", "64", "--threads", "1"]
 USAGE = 2
 
 _model = []
-
-
-def _need():
-    testlib.need_engine()
-    try:
-        import PIL.Image  # noqa: F401
-    except ImportError:
-        raise Skip("Pillow not installed (python3-pil)")
 
 
 def _model_path():
@@ -110,7 +101,7 @@ def _assert_no_temps(root):
 
 
 def test_help_and_version():
-    _need()
+    testlib.need_engine_and_pil()
     p = _ok(_u2net(["--help"], model=False, fast=False))
     text = p.stdout_text
     for opt in ["-o, --output", "-t, --type", "--format", "--jpeg-quality", "--overwrite",
@@ -132,7 +123,7 @@ def test_help_and_version():
 def test_usage_errors():
     """Every bad command line exits 2 before any work, naming the option and
     the value."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_usage")
     a = _image(os.path.join(d, "a.png"))
     b = _image(os.path.join(d, "b.png"), seed=1)
@@ -216,7 +207,7 @@ def test_usage_errors():
 
 
 def test_missing_model():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_model")
     a = _image(os.path.join(d, "a.png"))
     empty = os.path.join(d, "empty_weights")
@@ -237,7 +228,7 @@ def test_missing_model():
 
 def test_model_by_name():
     """-m NAME finds NAME.u2nc in $U2NET_WEIGHTS (after empty entries)."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_model_name")
     a = _image(os.path.join(d, "a.png"))
     env = dict(os.environ, U2NET_WEIGHTS=":" + os.path.join(d, "nothing") + ":" + MODELS_DIR)
@@ -249,7 +240,7 @@ def test_model_by_name():
 
 
 def test_input_missing():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_missing")
     a = _image(os.path.join(d, "a.png"))
     gone = os.path.join(d, "gone.png")
@@ -264,7 +255,7 @@ def test_input_missing():
 
 
 def test_output_folder_not_writable():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_unwritable")
     a = _image(os.path.join(d, "a.png"))
     blocker = os.path.join(d, "file")
@@ -288,7 +279,7 @@ def test_output_folder_not_writable():
 def test_batch_with_bad_inputs():
     """Good images are done; a corrupt JPEG, an empty file and a text file
     named .png are each reported; exit 1 with a correct summary."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_batch")
     src = os.path.join(d, "in")
     _image(os.path.join(src, "good1.png"))
@@ -320,7 +311,7 @@ def test_batch_with_bad_inputs():
 
 
 def test_stdin_and_stdout():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_stdio")
     a = _image(os.path.join(d, "a.png"), w=45, h=31)
     data = open(a, "rb").read()
@@ -346,7 +337,7 @@ def test_stdin_and_stdout():
 
 
 def test_overwrite_and_refusals():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_overwrite")
     a = _image(os.path.join(d, "a.png"))
     out = os.path.join(d, "cut.png")
@@ -384,7 +375,7 @@ def test_overwrite_and_refusals():
 
 
 def test_skip_existing():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_skip")
     src = os.path.join(d, "in")
     _image(os.path.join(src, "a.png"))
@@ -404,7 +395,7 @@ def test_skip_existing():
 
 
 def test_recursive_folders():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_recursive")
     root = os.path.join(d, "photos")
     _image(os.path.join(root, "a.png"))
@@ -439,7 +430,7 @@ def test_recursive_folders():
 
 
 def test_name_collision():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_collision")
     src = os.path.join(d, "in")
     jpg = _image(os.path.join(src, "x.jpg"))
@@ -460,7 +451,7 @@ def test_name_collision():
 
 def test_output_types():
     """Each type has the input's size (crop: the box) and the right channels."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_types")
     rgb = _image(os.path.join(d, "rgb.png"), w=50, h=37)
     rgba = _image(os.path.join(d, "alpha.png"), w=29, h=41, mode="RGBA", seed=1)
@@ -513,7 +504,7 @@ def test_output_types():
 def test_options_reach_the_pipeline():
     """A few options whose effect is exact: --alpha mask with a background
     colour, --padding, --threshold."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_opts")
     a = _image(os.path.join(d, "a.png"), w=48, h=36)
     out = os.path.join(d, "out")
@@ -544,7 +535,7 @@ def test_options_reach_the_pipeline():
 
 
 def test_max_pixels():
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_maxpix")
     a = _image(os.path.join(d, "a.png"), w=40, h=30)
     p = _u2net([a, "-o", os.path.join(d, "o.png"), "--max-pixels", "1000"])
@@ -580,7 +571,7 @@ def _run_on_terminal(args):
 def test_progress_bar():
     """Drawn in place on a terminal, with count, rate and ETA; never on a
     pipe; not with -q."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("cli_progress")
     a = _image(os.path.join(d, "a.png"))
     b = _image(os.path.join(d, "b.png"), seed=1)

@@ -19,20 +19,11 @@ import zlib
 import numpy as np
 
 import testlib
-from testlib import Skip
 
 ADDRESS_SPACE = 512 << 20  # RLIMIT_AS of the program under test (it needs about 256 MiB)
 TIME_LIMIT = 1.0           # seconds, start to exit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _need():
-    testlib.need_engine()
-    try:
-        import PIL.Image  # noqa: F401
-    except ImportError:
-        raise Skip("Pillow not installed (python3-pil)")
 
 
 def _limit_address_space():
@@ -137,7 +128,7 @@ def hostile_images(d):
 def test_hostile_image_headers():
     """Headers claiming 10^10 pixels, chunks claiming 2 GB, a zlib bomb: each
     refused in under a second without allocating what it claims."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("hostile_images")
     model = testlib.random_u2netp("hostile_u2netp_random", 21)
     problems = []
@@ -241,7 +232,7 @@ def png_file(pixels, interlace):
 def test_interlaced_png_decodes_as_plain():
     """Adam7 PNGs of awkward sizes (1x1 up, every channel count, 8 and 16
     bit) give the same outputs as the same pixels not interlaced."""
-    _need()
+    testlib.need_engine_and_pil()
     d = testlib.workdir("interlaced")
     model = testlib.random_u2netp("hostile_u2netp_random", 21)
     src = os.path.join(d, "in")

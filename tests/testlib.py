@@ -50,6 +50,15 @@ def need_engine():
     assert os.path.exists(U2NET), "program not built: %s (run make)" % U2NET
 
 
+def need_engine_and_pil():
+    """The program, and Pillow to make and read the images of a test."""
+    need_engine()
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        raise Skip("Pillow not installed (python3-pil)")
+
+
 def need_shared_weights():
     if not os.path.exists(REAL_ONNX):
         raise Skip("missing %s" % REAL_ONNX)
