@@ -5,7 +5,7 @@
  * buffer [ca + cb, h, w] whose two channel slices are written directly by the
  * producers of a and b; a cat(up(a), b) that only a convolution reads is not
  * stored at all: the convolution runs in bands of rows, each reading its
- * window of up(a) and b (context.c).
+ * window of up(a) and b (context.c). Pooled tensors are read the same way.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +65,7 @@ static void touch(plan *p, view v, int at)
         bf->last = at;
 }
 
-/* Rows of output per band of a convolution over cat(up(a), x): the band's
+/* Rows of output per band of a banded convolution (internal.h): the band's
  * input window (its rows plus one above and below) and output together take
  * about BAND_BYTES, but at least 32 window rows so that the rows computed
  * twice at band edges stay a small part (2 / 30 at most); a window's rows
