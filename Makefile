@@ -37,11 +37,15 @@ $(BUILD)/%.o: %.c $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-# The AVX2 hot loops of the Winograd kernel; the library checks the CPU
-# before calling them.
-ifneq ($(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine)),)
-$(BUILD)/kernels/conv3x3_winograd_avx2.o: ALL_CFLAGS += -mavx2 -mfma
-endif
+# Per-ISA kernel files: kernels/*_avx2.c and kernels/*_avx512.c are built
+# for those instruction sets alone; the library checks the CPU
+# (kernels/isa.c) before calling them. Elsewhere than x86 they compile empty.
+X86 := $(if $(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine)),1)
+AVX2_FLAGS   := $(if $(X86),-mavx2 -mfma)
+AVX512_FLAGS := $(if $(X86),-mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx2 -mfma)
+ISA_SRC := $(filter %_avx2.c %_avx512.c,$(KERNEL_SRC))
+$(BUILD)/kernels/%_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
+$(BUILD)/kernels/%_avx512.o: ALL_CFLAGS += $(AVX512_FLAGS)
 
 $(BUILD)/libu2net.a: $(LIB_OBJ)
 	@rm -f $@
@@ -93,18 +97,23 @@ tsan:
 # input in build/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := model image image_msan cli
-FUZZ_SRC := $(ENGINE_SRC) $(filter-out kernels/conv3x3_winograd_avx2.c,$(KERNEL_SRC))
+FUZZ_SRC := $(ENGINE_SRC) $(filter-out $(ISA_SRC),$(KERNEL_SRC))
+FUZZ_ISA_OBJ := $(patsubst kernels/%.c,$(BUILD)/fuzz/%.o,$(ISA_SRC))
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -std=c11 -D_DEFAULT_SOURCE -Iengine -Ikernels -Isrc -fopenmp -Wno-unused-command-line-argument
 FUZZ_HEADERS := $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
 # the command-line target links the program's option parser too
 $(BUILD)/fuzz/fuzz_cli: src/options.c src/util.c
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(BUILD)/fuzz/winograd_avx2.o $(FUZZ_HEADERS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(FUZZ_ISA_OBJ) $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(filter src/%.c,$^) $(BUILD)/fuzz/winograd_avx2.o $(LDLIBS)
-$(BUILD)/fuzz/winograd_avx2.o: kernels/conv3x3_winograd_avx2.c
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(filter src/%.c,$^) $(FUZZ_ISA_OBJ) $(LDLIBS)
+FUZZ_ISA_FLAGS := -g -O1 -fsanitize=address,undefined -std=c11 -Iengine -Ikernels
+$(BUILD)/fuzz/%_avx2.o: kernels/%_avx2.c $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
-	clang -g -O1 -fsanitize=address,undefined -std=c11 -Iengine -Ikernels -mavx2 -mfma -c $< -o $@
+	clang $(FUZZ_ISA_FLAGS) $(AVX2_FLAGS) -c $< -o $@
+$(BUILD)/fuzz/%_avx512.o: kernels/%_avx512.c $(FUZZ_HEADERS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_ISA_FLAGS) $(AVX512_FLAGS) -c $< -o $@
 # Image decoding again under MemorySanitizer, which sees reads of
 # uninitialised memory (ASan does not). Only the decoding sources: MSan needs
 # all the code it runs instrumented, and OpenBLAS is not.

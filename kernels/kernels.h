@@ -13,6 +13,18 @@
 
 #include <stddef.h>
 
+/* Instruction sets of the fast kernels. Each fast kernel takes the one to
+ * use, so that tests and benchmarks can run the AVX2 and portable loops on
+ * a machine with AVX-512 too; callers pass kernel_isa_best() or less.
+ *   KERNEL_ISA_AVX512  AVX-512 F, VL, DQ and BW (with FMA)
+ *   KERNEL_ISA_AVX2    AVX2 and FMA
+ *   KERNEL_ISA_PORTABLE plain C that compilers vectorise */
+typedef enum { KERNEL_ISA_PORTABLE = 0, KERNEL_ISA_AVX2 = 1, KERNEL_ISA_AVX512 = 2 } kernel_isa;
+kernel_isa kernel_isa_best(void);
+/* min(wanted, kernel_isa_best()) */
+kernel_isa kernel_isa_clamp(kernel_isa wanted);
+const char *kernel_isa_name(kernel_isa isa);
+
 /* 3x3 convolution, stride 1, dilation d, zero padding d (output size = input
  * size), with bias, then optionally ReLU, then optionally a residual add:
  *   out[co,y,x] = act(bias[co] + sum_{ci,ky,kx} weight[co,ci,ky,kx] *

@@ -1,0 +1,31 @@
+/* isa.c - which instruction sets the CPU kernels may use on this machine. */
+#include "kernels.h"
+
+kernel_isa kernel_isa_best(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    /* libgcc's checks include the operating system's support (XCR0) for
+     * the AVX and AVX-512 register state, not only the CPUID bits */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return KERNEL_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return KERNEL_ISA_AVX2;
+#endif
+    return KERNEL_ISA_PORTABLE;
+}
+
+kernel_isa kernel_isa_clamp(kernel_isa wanted)
+{
+    const kernel_isa best = kernel_isa_best();
+    return wanted < best ? wanted : best;
+}
+
+const char *kernel_isa_name(kernel_isa isa)
+{
+    switch (isa) {
+    case KERNEL_ISA_AVX512: return "avx512";
+    case KERNEL_ISA_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
