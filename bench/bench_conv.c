@@ -153,7 +153,7 @@ static void *xmalloc(size_t bytes)
 /* One layer's buffers. */
 typedef struct {
     layer l;
-    float *in, *weight, *bias, *out, *packed, *scratch_im2col, *scratch_winograd;
+    float *in, *weight, *bias, *out, *scratch_im2col, *work_winograd;
 } problem;
 
 enum { MAX_THREADS = 2 };
@@ -166,10 +166,13 @@ static problem make_problem(layer l)
     p.weight = xmalloc((size_t)l.cout * l.cin * 9 * sizeof(float));
     p.bias = xmalloc((size_t)l.cout * sizeof(float));
     p.out = xmalloc((size_t)l.cout * hw * sizeof(float));
-    p.packed = xmalloc(conv3x3_winograd_packed_floats(l.cin, l.cout) * sizeof(float));
     p.scratch_im2col = xmalloc(MAX_THREADS * conv3x3_scratch_floats(l.cin) * sizeof(float));
-    p.scratch_winograd =
-        xmalloc(MAX_THREADS * conv3x3_winograd_scratch_floats(l.cin, l.cout) * sizeof(float));
+    if (posix_memalign((void **)&p.work_winograd, 64,
+                       conv3x3_winograd_workspace_floats(l.cin, l.cout, l.h, l.w, l.d,
+                                                         MAX_THREADS) * sizeof(float)) != 0) {
+        fprintf(stderr, "bench_conv: out of memory\n");
+        exit(2);
+    }
     for (size_t i = 0; i < (size_t)l.cin * hw; i++)
         p.in[i] = (float)uniform();
     const double sd = 1.0 / sqrt(9.0 * l.cin);
@@ -177,17 +180,19 @@ static problem make_problem(layer l)
         p.weight[i] = (float)(normal() * sd);
     for (int i = 0; i < l.cout; i++)
         p.bias[i] = (float)(0.5 * uniform());
-    conv3x3_winograd_pack(p.weight, l.cin, l.cout, p.packed, 1);
     return p;
 }
 
 static void free_problem(problem *p)
 {
-    free(p->in), free(p->weight), free(p->bias), free(p->out), free(p->packed);
-    free(p->scratch_im2col), free(p->scratch_winograd);
+    free(p->in), free(p->weight), free(p->bias), free(p->out);
+    free(p->scratch_im2col), free(p->work_winograd);
 }
 
 enum kernel { IM2COL, WINOGRAD };
+
+/* The Winograd kernel's instruction set: the best, or --isa's. */
+static kernel_isa isa;
 
 static void run(problem *p, enum kernel k, int threads)
 {
@@ -196,8 +201,8 @@ static void run(problem *p, enum kernel k, int threads)
         conv3x3_dilated_im2col(p->in, l->cin, l->h, l->w, p->weight, p->bias, l->cout, l->d, 1,
                                NULL, p->out, p->scratch_im2col, threads);
     else
-        conv3x3_dilated_winograd(p->in, l->cin, l->h, l->w, p->packed, p->bias, l->cout, l->d, 1,
-                                 NULL, p->out, p->scratch_winograd, threads);
+        conv3x3_dilated_winograd(isa, p->in, l->cin, l->h, l->w, p->weight, p->bias, l->cout,
+                                 l->d, 1, NULL, p->out, p->work_winograd, threads);
 }
 
 static double now(void)
@@ -243,7 +248,7 @@ static void speed_table(int reps)
     };
     printf("GFLOP/s = direct-convolution FLOPs (2*9*cin*cout*h*w) / best-of-%d time; "
            "Winograd loops: %s\n",
-           reps, conv3x3_winograd_isa());
+           reps, kernel_isa_name(isa));
     printf("%-7s %-18s %3s | %9s %9s | %9s %9s | %7s %7s | %s\n", "net", "cin->cout hxw", "d",
            "im2col 1t", "wino 1t", "im2col 2t", "wino 2t", "ms i2c2", "ms win2", "worthwhile");
     double spread = 0; /* noise: the largest median / best - 1 */
@@ -311,7 +316,7 @@ static void accuracy_table(int size)
 {
     printf("max |error| / max |output| against the double-precision definition "
            "(every 8th output channel); Winograd loops: %s\n",
-           conv3x3_winograd_isa());
+           kernel_isa_name(isa));
     double worst[2] = {0, 0};
     for (int full = 0; full <= 1; full++) {
         layer_list list;
@@ -342,7 +347,7 @@ static void accuracy_table(int size)
 static void layers_table(int size, int reps, int threads)
 {
     printf("%d thread(s), best of %d, ms per layer; Winograd loops: %s\n", threads, reps,
-           conv3x3_winograd_isa());
+           kernel_isa_name(isa));
     for (int full = 0; full <= 1; full++) {
         layer_list list;
         network_layers(&list, full, size);
@@ -387,6 +392,7 @@ int main(int argc, char **argv)
 {
     const char *mode = "speed";
     int reps = 5, size = 320, threads = 2;
+    isa = kernel_isa_best();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
@@ -394,14 +400,23 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--size") && i + 1 < argc)
             size = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--portable"))
-            conv3x3_winograd_force_portable(1);
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
+            const char *name = argv[++i];
+            isa = !strcmp(name, "portable") ? KERNEL_ISA_PORTABLE
+                  : !strcmp(name, "avx2")   ? KERNEL_ISA_AVX2
+                                            : KERNEL_ISA_AVX512;
+            if (kernel_isa_clamp(isa) != isa || strcmp(kernel_isa_name(isa), name) != 0) {
+                fprintf(stderr, "bench_conv: --isa %s: not portable, avx2 or avx512 that this "
+                                "CPU runs\n", name);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "speed") || !strcmp(argv[i], "accuracy") ||
                  !strcmp(argv[i], "layers"))
             mode = argv[i];
         else {
             fprintf(stderr, "usage: bench_conv [speed|accuracy|layers] [--reps N] [--threads N] "
-                            "[--size S] [--portable]\n");
+                            "[--size S] [--isa portable|avx2|avx512]\n");
             return 2;
         }
     }

@@ -14,11 +14,10 @@ struct u2net_ctx {
     const u2net_model *model;
     int threads;
     u2net_kernels kernels;
+    kernel_isa isa;   /* the fast kernels' instruction set */
     plan plan;        /* valid when plan.ops != NULL */
     float *arena;     /* plan.arena_floats */
-    float *scratch;   /* threads * plan.scratch_floats */
-    float *packed;    /* plan.packed_floats: Winograd weights of one block */
-    const float *packed_from; /* the weights packed holds now, or NULL */
+    float *scratch;   /* plan.scratch_floats: the convolution kernels' workspace */
     float *band;      /* plan.band_floats: a band's input window, then its output */
     const float *input;
     int have_output;
@@ -34,6 +33,7 @@ u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err)
         return NULL;
     }
     c->model = m;
+    c->isa = kernel_isa_best();
 #ifdef _OPENMP
     c->threads = threads > 0 ? threads : omp_get_num_procs();
 #else
@@ -52,12 +52,22 @@ void u2net_ctx_free(u2net_ctx *c)
     plan_free(&c->plan);
     free(c->arena);
     free(c->scratch);
-    free(c->packed);
     free(c->band);
     free(c);
 }
 
-void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k) { c->kernels = k; }
+void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k)
+{
+    c->kernels = k;
+    c->isa = kernel_isa_clamp(k == U2NET_KERNELS_PORTABLE ? KERNEL_ISA_PORTABLE
+                              : k == U2NET_KERNELS_AVX2   ? KERNEL_ISA_AVX2
+                                                          : KERNEL_ISA_AVX512);
+}
+
+const char *u2net_ctx_kernels_name(const u2net_ctx *c)
+{
+    return c->kernels == U2NET_KERNELS_REFERENCE ? "reference" : kernel_isa_name(c->isa);
+}
 
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c) { return c->plan.arena_floats * sizeof(float); }
 
@@ -65,10 +75,15 @@ static void free_buffers(u2net_ctx *c)
 {
     free(c->arena);
     free(c->scratch);
-    free(c->packed);
     free(c->band);
-    c->arena = c->scratch = c->packed = c->band = NULL;
-    c->packed_from = NULL;
+    c->arena = c->scratch = c->band = NULL;
+}
+
+/* n floats (at least one) on a 64-byte boundary, for the vector kernels. */
+static float *aligned_floats(size_t n)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) == 0 ? p : NULL;
 }
 
 static int replan(u2net_ctx *c, int h, int w, u2net_error *err)
@@ -76,14 +91,13 @@ static int replan(u2net_ctx *c, int h, int w, u2net_error *err)
     plan_free(&c->plan);
     free_buffers(c);
     c->have_output = 0;
-    if (plan_build(&c->plan, c->model, h, w, err) != 0)
+    if (plan_build(&c->plan, c->model, h, w, c->threads, err) != 0)
         return -1;
     const plan *p = &c->plan;
-    c->arena = malloc(p->arena_floats * sizeof(float));
-    c->scratch = malloc((size_t)c->threads * p->scratch_floats * sizeof(float) + 64);
-    c->packed = malloc(p->packed_floats * sizeof(float) + 64);
-    c->band = malloc(p->band_floats * sizeof(float) + 64);
-    if (!c->arena || !c->scratch || !c->packed || !c->band) {
+    c->arena = aligned_floats(p->arena_floats);
+    c->scratch = aligned_floats(p->scratch_floats);
+    c->band = aligned_floats(p->band_floats);
+    if (!c->arena || !c->scratch || !c->band) {
         set_error(err, U2NET_ENOMEM, "out of memory: a %dx%d run needs %zu MB of activations",
                   h, w, p->arena_floats * sizeof(float) >> 20);
         plan_free(&c->plan);
@@ -100,28 +114,6 @@ static float *at(const u2net_ctx *c, view v)
     return c->arena + c->plan.bufs[v.buf].offset + v.off;
 }
 
-/* The Winograd convolution, one block of output channels at a time
- * (winograd_cout_block): their weights are transformed into c->packed, unless
- * it holds them already (the bands of one convolution, or the same layer run
- * again), then convolved. */
-static void run_winograd(u2net_ctx *c, const conv_params *p, int relu, const float *in, int h,
-                         int w, const float *res, float *out)
-{
-    const size_t hw = (size_t)h * w;
-    const int block = winograd_cout_block(p->cin, p->cout);
-    for (int co0 = 0; co0 < p->cout; co0 += block) {
-        const int nb = p->cout - co0 < block ? p->cout - co0 : block;
-        const float *weight = p->weight + (size_t)co0 * p->cin * 9;
-        if (c->packed_from != weight) {
-            conv3x3_winograd_pack(weight, p->cin, nb, c->packed, c->threads);
-            c->packed_from = weight;
-        }
-        conv3x3_dilated_winograd(in, p->cin, h, w, c->packed, p->bias + co0, nb, p->dilation,
-                                 relu, res ? res + co0 * hw : NULL, out + co0 * hw, c->scratch,
-                                 c->threads);
-    }
-}
-
 /* The 3x3 convolution of o on a dense input [cin, h, w] into out [cout, h, w]. */
 static void run_conv3x3(u2net_ctx *c, const op *o, const float *in, int h, int w,
                         const float *res, float *out)
@@ -131,7 +123,8 @@ static void run_conv3x3(u2net_ctx *c, const op *o, const float *in, int h, int w
         conv3x3_dilated_ref(in, p->cin, h, w, p->weight, p->bias, p->cout, p->dilation, o->relu,
                             res, out, c->threads);
     else if (o->winograd)
-        run_winograd(c, p, o->relu, in, h, w, res, out);
+        conv3x3_dilated_winograd(c->isa, in, p->cin, h, w, p->weight, p->bias, p->cout,
+                                 p->dilation, o->relu, res, out, c->scratch, c->threads);
     else
         conv3x3_dilated_im2col(in, p->cin, h, w, p->weight, p->bias, p->cout, p->dilation,
                                o->relu, res, out, c->scratch, c->threads);

@@ -51,21 +51,6 @@ struct u2net_model {
     float *converted;                    /* float32 copy of float16 data, or NULL */
 };
 
-/* Winograd weights are 4x the size of the 3x3 weights they come from, so
- * they are not kept: each run transforms them, a block of output channels at
- * a time, into a buffer of the context. A block is as many output channels
- * (a multiple of 4, at most 128) as fit in about 4 MB; 4 when even those do
- * not (more than 7,281 input channels): fewer per block transform the input
- * once more per block (U2Net 320: 2 MB blocks cost 14% more time than
- * 4 MB). The blocks change nothing but the memory needed: every output's sum
- * runs in the same order whatever the block. */
-static inline int winograd_cout_block(int cin, int cout)
-{
-    int nb = (int)(((size_t)4 << 20) / (36 * sizeof(float) * (size_t)cin)) / 4 * 4;
-    nb = nb < 4 ? 4 : nb > 128 ? 128 : nb;
-    return nb < cout ? nb : cout;
-}
-
 /* A [c, h, w] tensor inside a planned buffer: buffer id and float offset. */
 typedef struct {
     int buf;
@@ -122,13 +107,13 @@ typedef struct {
     int n_bufs, cap_bufs;
     view outputs;           /* [n_levels + 1, h, w] */
     size_t arena_floats;
-    size_t scratch_floats;  /* per thread, for the 3x3 convolution kernels */
-    size_t packed_floats;   /* Winograd weights of one block of output channels */
+    size_t scratch_floats;  /* the 3x3 convolution kernels' workspace, for
+                               every thread of the context */
     size_t band_floats;     /* the largest band window [cin, rows, w] plus
                                its output [cout, rows, w] */
 } plan;
 
-int plan_build(plan *p, const u2net_model *m, int h, int w, u2net_error *err);
+int plan_build(plan *p, const u2net_model *m, int h, int w, int threads, u2net_error *err);
 void plan_free(plan *p);
 
 void set_error(u2net_error *err, int code, const char *fmt, ...)

@@ -18,6 +18,7 @@ enum { NO_BUF = -2 };
 typedef struct {
     plan *p;
     const u2net_model *m;
+    int threads;
     int oom;
 } builder;
 
@@ -117,16 +118,11 @@ static void emit(builder *b, op_kind kind, view up, int pool_in, view in, view o
         }
         o->winograd =
             conv3x3_winograd_worthwhile(conv->cin, conv->cout, rows, out.w, conv->dilation);
-        /* either kernel may run: the reference mode can be switched per run */
-        size_t s = conv3x3_scratch_floats(conv->cin);
-        if (o->winograd) {
-            const int nb = winograd_cout_block(conv->cin, conv->cout);
-            const size_t sw = conv3x3_winograd_scratch_floats(conv->cin, nb);
-            const size_t pw = conv3x3_winograd_packed_floats(conv->cin, nb);
-            s = sw > s ? sw : s;
-            if (pw > p->packed_floats)
-                p->packed_floats = pw;
-        }
+        /* the reference kernel needs none; it can be chosen for any run */
+        size_t s = o->winograd ? conv3x3_winograd_workspace_floats(conv->cin, conv->cout, rows,
+                                                                   out.w, conv->dilation,
+                                                                   b->threads)
+                               : (size_t)b->threads * conv3x3_scratch_floats(conv->cin);
         if (s > p->scratch_floats)
             p->scratch_floats = s;
     }
@@ -343,11 +339,11 @@ static int place_buffers(plan *p)
     return 0;
 }
 
-int plan_build(plan *p, const u2net_model *m, int h, int w, u2net_error *err)
+int plan_build(plan *p, const u2net_model *m, int h, int w, int threads, u2net_error *err)
 {
     memset(p, 0, sizeof *p);
     p->h = h, p->w = w;
-    builder b = {p, m, 0};
+    builder b = {p, m, threads, 0};
     emit_network(&b, h, w);
     if (b.oom || place_buffers(p) != 0) {
         plan_free(p);

@@ -52,9 +52,16 @@ enum {
     U2NET_EEXIST = 6    /* the output exists and was not to be replaced */
 };
 
-/* Kernels the context runs: the fast path (default) or the plain C reference
- * kernels, kept for testing the fast path against. */
-typedef enum { U2NET_KERNELS_FAST = 0, U2NET_KERNELS_REFERENCE = 1 } u2net_kernels;
+/* Kernels the context runs: the fast path with the best instruction set of
+ * this CPU (default); the plain C reference kernels, kept for testing the
+ * fast path against; or the fast path with at most AVX2, or with its
+ * portable C loops, for comparing them on one machine. */
+typedef enum {
+    U2NET_KERNELS_FAST = 0,
+    U2NET_KERNELS_REFERENCE = 1,
+    U2NET_KERNELS_AVX2 = 2,
+    U2NET_KERNELS_PORTABLE = 3
+} u2net_kernels;
 
 /* Model: maps a converted model file (tools/convert.py) and checks it whole. */
 u2net_model *u2net_model_load(const char *path, u2net_error *err);
@@ -69,6 +76,9 @@ size_t u2net_model_param_count(const u2net_model *m);
 u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err);
 void u2net_ctx_free(u2net_ctx *c);
 void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k);
+/* What the context runs: "reference", or the fast path's instruction set
+ * ("avx512", "avx2", "portable"). */
+const char *u2net_ctx_kernels_name(const u2net_ctx *c);
 /* Bytes of activation memory planned for the last input size. */
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c);
 

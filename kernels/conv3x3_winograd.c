@@ -1,7 +1,8 @@
-/* conv3x3_winograd.c - 3x3 dilated convolution by Winograd F(4x4, 3x3):
- * weight packing, the split of the work, the choice between the AVX2 hot
- * loops (conv3x3_winograd_avx2.c) and the portable ones here, and the
- * measured rule for when the kernel beats im2col. Shapes are in kernels.h.
+/* conv3x3_winograd.c - 3x3 dilated convolution by Winograd F(4x4, 3x3): the
+ * algorithm, the split of the work over threads, the portable hot loops,
+ * and the measured rule for when the kernel beats im2col. The AVX2 and
+ * AVX-512 hot loops are in conv3x3_winograd_avx2.c and _avx512.c; the data
+ * layouts they share are in conv3x3_winograd.h.
  *
  * A 3x3 convolution with dilation d is a plain 3x3 convolution on each of
  * the d*d interleaved sub-grids (y mod d, x mod d); each sub-grid is cut into
@@ -11,22 +12,32 @@
  * and the elementwise product is, for each of the 36 transformed positions
  * xi, a matrix product over channels:
  *     M[xi][co][tile] = sum_ci U[xi][co][ci] V[xi][ci][tile]
- * 36 multiplies per 16 outputs instead of 144. U = G g G^T is computed once,
- * in float, by conv3x3_winograd_pack.
+ * 36 multiplies per 16 outputs instead of 144.
  *
- * Work split. Tiles are numbered tile row by tile row (kernels.h; with
- * d > 1 a tile row holds the tiles of all d sub-grid columns side by side,
- * so that the lanes of a vector are full even on small images); a block is a
- * run of up to 96 consecutive tile numbers, cut into groups of up to 8 tiles
- * of one tile row (the 8 lanes of a vector). A task is a block and a range
- * of up to 128 output channels; it transforms its block's input channels in
- * chunks of 256 into V [chunk][36][tiles], accumulates
- * M [36][its channels][tiles] over the chunks, then transforms M into the
- * output with bias, ReLU and the residual. Blocks, chunks and channel ranges
- * are functions of the shapes alone, and the sums of a given output run in
- * the same order in any task, so the result does not depend on the thread
- * count. */
+ * The weights U = G g G^T are 4x the size of the 3x3 weights, too much to
+ * keep for U2Net (+700 MB), so the kernel transforms them on every call
+ * (a few ns per channel pair with the vector loops), in one of two ways:
+ *
+ * By tiles, for layers with many tiles (more than SMALL_TILES): a task is a
+ * block of tiles and a block of output channels (co_blk, usually all of
+ * them), whose U are packed once per call into the shared workspace and
+ * read by every task. A task transforms its tiles' input channels
+ * WINO_CHUNK at a time into V, multiplies each chunk into M, and finally
+ * transforms M into the output with bias, ReLU and the residual.
+ *
+ * By channels, for layers with few tiles (the deep, narrow-image layers,
+ * where packing U is as costly as using it): all tiles are transformed at
+ * once, pass_ch input channels per pass, into the shared V, by tasks over
+ * groups of input channels; then a task is a group of co_task output
+ * channels, which packs its own U a chunk at a time (each U is packed once
+ * per call) and multiplies it over all tiles. With one pass M is the task's
+ * own; with several it lives in the shared workspace between passes.
+ *
+ * Every split depends on the shapes alone, and each output's sum runs over
+ * the input channels in the same order in any task, so the result does not
+ * depend on the thread count. */
 #include "kernels.h"
+#include "conv3x3_winograd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -34,29 +45,21 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#define HAVE_AVX2_LOOPS 1
-#else
-#define HAVE_AVX2_LOOPS 0
-#endif
-
 enum {
-    MR = CONV3X3_WINOGRAD_MR, /* output channels per packed weight panel */
-    ROW = CONV3X3_WINOGRAD_ROW,
-    V_C = CONV3X3_WINOGRAD_V_C,
-    V_XI = CONV3X3_WINOGRAD_V_XI,
-    M_C = CONV3X3_WINOGRAD_M_C,
-    M_XI = CONV3X3_WINOGRAD_M_XI,
-    SUM_BLOCK = CONV3X3_WINOGRAD_SUM_BLOCK,
-    NR = 24,                   /* tiles per GEMM panel (3 vectors of 8) */
-    LANES = 8,                 /* tiles per group */
-    CHUNK_CIN = CONV3X3_WINOGRAD_CHUNK_CIN, /* a 256 x 24 V panel is 24 KiB, L1 */
-    TASK_COUT = CONV3X3_WINOGRAD_TASK_COUT,
-    SPLIT_COUT_MIN = 64,       /* fewest output channels worth a task of their own */
-    TARGET_TASKS = 4,          /* tasks wanted before output channels are split */
-    BLOCK_TILES_MIN = 48,      /* so a large weight set is reused over >= 48 tiles */
-    BLOCK_TILES_MAX = ROW - LANES, /* room for the last group's filler lanes */
-    BLOCK_BYTES = 320 * 1024,  /* V + M of a block of a small layer stay in L2 */
+    MR = WINO_MR,
+    LANES = WINO_LANES,
+    CHUNK = WINO_CHUNK,
+    XI_PAD = 16,          /* floats between xi planes beyond their rows: the 36
+                             planes of a group's loads and stores then fall in
+                             different cache sets */
+    SMALL_TILES = 128,    /* at most this many tiles: split by channels */
+    NB_MIN = 16,          /* tiles per block, by tiles */
+    NB_MAX = 96,
+    TASK_BYTES = 1 << 20, /* V chunk + M of a task by tiles: about one L2 */
+    SHARED_BYTES = 8 << 20, /* most of the shared V (by channels) or U (by
+                               tiles) before the work is split further */
+    CO_TASK_MAX = 32,     /* output channels per task, by channels */
+    CH_TASK = 8,          /* input channels per input-transform task, by channels */
 };
 
 /* The transforms come from the interpolation points 0, 1, -1, 1/2, -2 and
@@ -68,123 +71,21 @@ enum {
  *         [0   -2   -1    2 1 0]       [-16/15 -8/15 -4/15]
  *         [0  1/2   -1 -1/2 1 0]       [ 1/15 -2/15  4/15]
  *         [0    1 -3/2   -2 3/2 1]     [    0     0     1]
- *   A^T = [1 1  1   1  1 0; 0 1 -1 1/2 -2 0; 0 1 1 1/4 4 0; 0 1 -1 1/8 -8 1] */
-static const double winograd_g[6][3] = {
-    {1, 0, 0},
-    {1.0 / 3, 1.0 / 3, 1.0 / 3},
-    {-1.0 / 3, 1.0 / 3, -1.0 / 3},
-    {-16.0 / 15, -8.0 / 15, -4.0 / 15},
-    {1.0 / 15, -2.0 / 15, 4.0 / 15},
-    {0, 0, 1},
-};
+ *   A^T = [1 1  1   1  1 0; 0 1 -1 1/2 -2 0; 0 1 1 1/4 4 0; 0 1 -1 1/8 -8 1]
+ * B^T and A^T are applied by the input and output transforms below, G by
+ * conv3x3_winograd_weights.h. */
 
-/* The packed weights, U = G g G^T computed in float, in chunks of
- * CHUNK_CIN input channels (the last one shorter), each
- *   [36][npanels][kc][MR]: element (xi, co, ci) at panel co/MR, row ci - k0,
- *   column co%MR
- * so that the GEMM of one chunk reads its weights front to back; the rows
- * past cout of the last panel are zero. */
-static int panel_count(int cout)
+static size_t round16(size_t n)
 {
-    return (cout + MR - 1) / MR;
+    return (n + 15) & ~(size_t)15;
 }
 
-size_t conv3x3_winograd_packed_floats(int cin, int cout)
+static int round_mr(int n)
 {
-    return (size_t)36 * panel_count(cout) * MR * cin;
+    return (n + MR - 1) / MR * MR;
 }
 
-/* MR floats of one panel row, as a GCC/Clang vector (MR is 4). */
-typedef float panel_vec __attribute__((vector_size(MR * sizeof(float))));
-
-/* Input channels packed per step: their 36 x PACK_CI x MR results (9 KiB)
- * stay in L1 and then go out as whole cache lines, one run per position. */
-enum { PACK_CI = 16 };
-
-void conv3x3_winograd_pack(const float *weight, int cin, int cout, float *packed, int threads)
-{
-    /* In float on MR output channels at once (one panel row): fast enough to
-     * pack a large layer's weights on every run instead of keeping 4x its
-     * weights in memory. */
-    float G[6][3];
-    for (int a = 0; a < 6; a++)
-        for (int k = 0; k < 3; k++)
-            G[a][k] = (float)winograd_g[a][k];
-    const int npanels = panel_count(cout);
-    /* every panel's entries are its own: the split cannot change them */
-    #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int p = 0; p < npanels; p++) {
-        panel_vec u[36][PACK_CI];
-        for (int k0 = 0; k0 < cin; k0 += CHUNK_CIN) {
-            const int kc = cin - k0 < CHUNK_CIN ? cin - k0 : CHUNK_CIN;
-            float *chunk = packed + (size_t)36 * npanels * MR * k0;
-            for (int c0 = 0; c0 < kc; c0 += PACK_CI) {
-                const int nc = kc - c0 < PACK_CI ? kc - c0 : PACK_CI;
-                for (int j = 0; j < nc; j++) {
-                    const int ci = k0 + c0 + j;
-                    panel_vec g[9]; /* the 3x3 kernels of the panel's MR outputs */
-                    for (int r = 0; r < MR; r++) {
-                        const int co = p * MR + r;
-                        const float *src = weight + ((size_t)co * cin + ci) * 9;
-                        for (int t = 0; t < 9; t++)
-                            g[t][r] = co < cout ? src[t] : 0.0f;
-                    }
-                    panel_vec gg[6][3]; /* G g */
-                    for (int a = 0; a < 6; a++)
-                        for (int kx = 0; kx < 3; kx++)
-                            gg[a][kx] = G[a][0] * g[kx] + G[a][1] * g[3 + kx] + G[a][2] * g[6 + kx];
-                    for (int a = 0; a < 6; a++)
-                        for (int b = 0; b < 6; b++)
-                            u[6 * a + b][j] = gg[a][0] * G[b][0] + gg[a][1] * G[b][1] +
-                                              gg[a][2] * G[b][2];
-                }
-                for (int xi = 0; xi < 36; xi++)
-                    memcpy(chunk + (((size_t)xi * npanels + p) * kc + c0) * MR, u[xi],
-                           (size_t)nc * sizeof(panel_vec));
-            }
-        }
-    }
-}
-
-/* Tiles per block: as many as keep V and M of a small layer in L2, but at
- * least BLOCK_TILES_MIN so that large weight sets are streamed rarely. */
-static int block_tiles_max(int cin, int cout)
-{
-    const int kc = cin < CHUNK_CIN ? cin : CHUNK_CIN;
-    const int nc = cout < TASK_COUT ? cout : TASK_COUT;
-    int n = BLOCK_BYTES / (36 * (int)sizeof(float) * (kc + nc)) / LANES * LANES;
-    if (n < BLOCK_TILES_MIN)
-        n = BLOCK_TILES_MIN;
-    if (n > BLOCK_TILES_MAX)
-        n = BLOCK_TILES_MAX;
-    return n;
-}
-
-/* Per thread: V for up to CHUNK_CIN input channels, then M, whose planes are
- * laid out for TASK_COUT channels whatever cout is. */
-static size_t v_floats(int cin)
-{
-    return (size_t)(cin < CHUNK_CIN ? cin : CHUNK_CIN) * V_C;
-}
-
-size_t conv3x3_winograd_scratch_floats(int cin, int cout)
-{
-    (void)cout;
-    return v_floats(cin) + (size_t)36 * M_XI;
-}
-
-/* The hot loops of one implementation; arguments as for the *_avx2 ones in kernels.h. */
-typedef struct {
-    void (*input_group)(const float *in, int nch, int h, int w, int d, int oy0, int q0, float *v);
-    void (*output_group)(const float *m, int nco, const float *bias, int relu,
-                         const float *residual, float *out, int h, int w, int d, int oy0, int q0,
-                         int lanes);
-    void (*gemm)(const float *u, int npanels, int p0, int nco, int kc, const float *v, float *m,
-                 int ntp, int accumulate);
-    const char *name;
-} hot_loops;
-
-/* The portable loops work on arrays of 8 lanes, which compilers vectorise. */
+/* ---- The portable loops: arrays of 8 lanes, which compilers vectorise. */
 
 /* dst[o][l] = (B^T src)[o][l]: src element (k, l) at src[k*src_step + l],
  * dst element (o, l) at dst[o*dst_step + l]. */
@@ -219,7 +120,7 @@ static void output_transform6(const float *src, size_t src_step, float *dst, siz
     }
 }
 
-/* Image column of the tile in each lane of a group (see kernels.h). */
+/* Image column of the tile in each lane of a group (conv3x3_winograd.h). */
 static void lane_columns(int d, int q0, int xq[LANES])
 {
     for (int l = 0; l < LANES; l++)
@@ -227,7 +128,7 @@ static void lane_columns(int d, int q0, int xq[LANES])
 }
 
 static void input_group_portable(const float *in, int nch, int h, int w, int d, int oy0, int q0,
-                                 float *v)
+                                 float *v, size_t v_xi, size_t stride)
 {
     const size_t hw = (size_t)h * w;
     int xq[LANES];
@@ -251,13 +152,13 @@ static void input_group_portable(const float *in, int nch, int h, int w, int d, 
             input_transform6(&rows[0][b][0], 6 * LANES, &vt[0][b][0], 6 * LANES);
         for (int a = 0; a < 6; a++)
             for (int b = 0; b < 6; b++)
-                memcpy(v + (size_t)c * V_C + (size_t)(6 * a + b) * V_XI, vt[a][b], sizeof vt[a][b]);
+                memcpy(v + (size_t)(6 * a + b) * v_xi + c * stride, vt[a][b], sizeof vt[a][b]);
     }
 }
 
-static void output_group_portable(const float *m, int nco, const float *bias, int relu,
-                                  const float *residual, float *out, int h, int w, int d, int oy0,
-                                  int q0, int lanes)
+static void output_group_portable(const float *m, size_t m_xi, size_t stride, int nco,
+                                  const float *bias, int relu, const float *residual, float *out,
+                                  int h, int w, int d, int oy0, int q0, int lanes)
 {
     const size_t hw = (size_t)h * w;
     int xq[LANES];
@@ -268,8 +169,7 @@ static void output_group_portable(const float *m, int nco, const float *bias, in
         float pix[4][4][LANES];  /* [i][j][lane]: A^T M A */
         for (int a = 0; a < 6; a++)
             for (int b = 0; b < 6; b++)
-                memcpy(mt[a][b], m + (size_t)co * M_C + (size_t)(6 * a + b) * M_XI,
-                       sizeof mt[a][b]);
+                memcpy(mt[a][b], m + (size_t)(6 * a + b) * m_xi + co * stride, sizeof mt[a][b]);
         for (int b = 0; b < 6; b++)
             output_transform6(&mt[0][b][0], 6 * LANES, &cols[0][b][0], 6 * LANES);
         for (int i = 0; i < 4; i++)
@@ -295,70 +195,76 @@ static void output_group_portable(const float *m, int nco, const float *bias, in
     }
 }
 
-static void gemm_portable(const float *u, int npanels, int p0, int nco, int kc, const float *v,
-                          float *m, int ntp, int accumulate)
+static void gemm_portable(const float *u, int npanels, int kc, const float *v, size_t v_xi,
+                          float *m, size_t m_xi, size_t stride, int ntp, int accumulate)
 {
+    enum { NT = 16 }; /* tiles per pass over a weight panel */
     for (int xi = 0; xi < 36; xi++)
-        for (int t = 0; t < ntp; t += NR) {
-            const int nr = ntp - t < NR ? ntp - t : NR;
-            for (int co = 0; co < nco; co += MR) {
-                const int mr = nco - co < MR ? nco - co : MR;
-                const float *panel = u + ((size_t)xi * npanels + p0 + co / MR) * kc * MR;
-                float *mp = m + (size_t)co * M_C + (size_t)xi * M_XI + t;
-                for (int k0 = 0; k0 < kc; k0 += SUM_BLOCK) {
-                    const int k1 = kc - k0 < SUM_BLOCK ? kc : k0 + SUM_BLOCK;
-                    float acc[MR][NR]; /* [output channel][tile] */
-                    for (int r = 0; r < mr; r++)
-                        for (int l = 0; l < nr; l++)
-                            acc[r][l] = 0.0f;
-                    for (int k = k0; k < k1; k++) {
-                        const float *vk = v + (size_t)k * V_C + (size_t)xi * V_XI + t;
-                        for (int r = 0; r < mr; r++) {
-                            const float a = panel[k * MR + r];
-                            for (int l = 0; l < nr; l++)
-                                acc[r][l] += a * vk[l];
-                        }
+        for (int p = 0; p < npanels; p++) {
+            const float *panel = u + ((size_t)xi * npanels + p) * kc * MR;
+            for (int t = 0; t < ntp; t += NT) {
+                float acc[MR][NT]; /* [output channel][tile] */
+                for (int r = 0; r < MR; r++)
+                    for (int l = 0; l < NT; l++)
+                        acc[r][l] = 0.0f;
+                for (int k = 0; k < kc; k++) {
+                    const float *vk = v + (size_t)xi * v_xi + k * stride + t;
+                    for (int r = 0; r < MR; r++) {
+                        const float a = panel[k * MR + r];
+                        for (int l = 0; l < NT; l++)
+                            acc[r][l] += a * vk[l];
                     }
-                    const int add = accumulate || k0 > 0;
-                    for (int r = 0; r < mr; r++)
-                        for (int l = 0; l < nr; l++)
-                            mp[r * M_C + l] = add ? mp[r * M_C + l] + acc[r][l] : acc[r][l];
+                }
+                for (int r = 0; r < MR; r++) {
+                    float *mr = m + (size_t)xi * m_xi + (size_t)(p * MR + r) * stride + t;
+                    for (int l = 0; l < NT; l++)
+                        mr[l] = accumulate ? mr[l] + acc[r][l] : acc[r][l];
                 }
             }
         }
 }
 
-static const hot_loops portable_loops = {
-    input_group_portable, output_group_portable, gemm_portable, "portable",
-};
+/* MR floats of one panel row, as a GCC/Clang vector. */
+typedef float wino_vec __attribute__((vector_size(MR * sizeof(float))));
+#include "conv3x3_winograd_weights.h"
 
-#if HAVE_AVX2_LOOPS
-static const hot_loops avx2_loops = {
-    conv3x3_winograd_input_group_avx2, conv3x3_winograd_output_group_avx2,
-    conv3x3_winograd_gemm_avx2, "avx2",
-};
-#endif
-
-static int portable_forced;
-
-void conv3x3_winograd_force_portable(int portable)
+static void pack_portable(const float *weight, int cin, int cout, int co0, int nco, int k0, int kc,
+                          float *u, size_t u_xi)
 {
-    portable_forced = portable;
+    const int npanels = (nco + MR - 1) / MR;
+    for (int p = 0; p < npanels; p++)
+        for (int k = 0; k < kc; k++) {
+            wino_vec g[9], ut[36]; /* the 3x3 kernels of the panel's MR outputs, G g G^T */
+            for (int r = 0; r < MR; r++) {
+                const int co = co0 + p * MR + r;
+                const float *src = weight + ((size_t)co * cin + k0 + k) * 9;
+                for (int t = 0; t < 9; t++)
+                    g[t][r] = p * MR + r < nco && co < cout ? src[t] : 0.0f;
+            }
+            wino_weight_transform(g, ut);
+            for (int xi = 0; xi < 36; xi++)
+                memcpy(u + xi * u_xi + ((size_t)p * kc + k) * MR, &ut[xi], sizeof ut[xi]);
+        }
 }
 
-static const hot_loops *chosen_loops(void)
+static const wino_loops portable_loops = {
+    input_group_portable, output_group_portable, gemm_portable, pack_portable,
+};
+
+static const wino_loops *loops_for(kernel_isa isa)
 {
-#if HAVE_AVX2_LOOPS
-    if (!portable_forced && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return &avx2_loops;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa >= KERNEL_ISA_AVX512)
+        return &wino_loops_avx512;
+    if (isa >= KERNEL_ISA_AVX2)
+        return &wino_loops_avx2;
+#else
+    (void)isa;
 #endif
     return &portable_loops;
 }
 
-const char *conv3x3_winograd_isa(void)
-{
-    return chosen_loops()->name;
-}
+/* ---- Tiles and groups. */
 
 static int subgrid_tiles(int size, int d, int r)
 {
@@ -366,9 +272,9 @@ static int subgrid_tiles(int size, int d, int r)
     return (n + 3) / 4;
 }
 
-/* Tile numbering of one layer (kernels.h): tile rows (ry, ty), ry outer, of
- * row_tiles = d * (tiles of sub-grid column 0, the widest) tiles each; a
- * narrower sub-grid's extra tile reads zeros and writes nothing. */
+/* Tile numbering of one layer (conv3x3_winograd.h): tile rows (ry, ty), ry
+ * outer, of row_tiles = d * (tiles of sub-grid column 0, the widest) tiles
+ * each; a narrower sub-grid's extra tile reads zeros and writes nothing. */
 typedef struct {
     int h, d, row_tiles;
     long ntiles;
@@ -383,7 +289,7 @@ static tiling make_tiling(int h, int w, int d)
 }
 
 typedef struct {
-    int oy0, q0, lanes; /* as in kernels.h */
+    int oy0, q0, lanes; /* as in conv3x3_winograd.h */
 } group;
 
 /* The group that starts at tile number `tile` and ends at `end` at the latest. */
@@ -403,71 +309,235 @@ static group group_at(const tiling *t, long tile, long end)
     return g;
 }
 
-void conv3x3_dilated_winograd(const float *in, int cin, int h, int w, const float *packed,
-                              const float *bias, int cout, int dilation, int relu,
-                              const float *residual, float *out, float *scratch, int threads)
+/* ---- The split of the work, from the shapes alone. */
+
+typedef struct {
+    tiling geo;
+    int by_tiles;
+    size_t stride;        /* floats per row of V and M: the tiles of a task's
+                             block (or of the layer), rounded up to 16, and
+                             16 more for the last group's filler lanes */
+    int ntp;              /* tiles the GEMM computes per row, a multiple of 16 */
+    /* by tiles */
+    int co_blk;           /* output channels packed together, multiple of MR */
+    long block_n, nblocks;/* tiles per block, blocks */
+    /* by channels */
+    int pass_ch;          /* input channels per pass, multiple of CHUNK or cin */
+    int co_task;          /* output channels per task, multiple of MR */
+    /* sizes in floats, each a multiple of 16 */
+    size_t v_xi, m_xi, u_floats, v_floats, m_floats;
+    size_t shared, per_thread;
+} wino_split;
+
+static wino_split split_work(int cin, int cout, int h, int w, int d)
 {
-    if (h <= 0 || w <= 0 || cout <= 0)
-        return;
-    const hot_loops *loops = chosen_loops();
-    const tiling geo = make_tiling(h, w, dilation);
+    wino_split s;
+    memset(&s, 0, sizeof s);
+    s.geo = make_tiling(h, w, d);
+    const long T = s.geo.ntiles;
+    const int cout_pad = round_mr(cout);
+    const size_t xi_floats = 36; /* per channel pair, tile or channel row */
+    s.by_tiles = T > SMALL_TILES;
+    if (s.by_tiles) {
+        const size_t u_all = xi_floats * cin * cout_pad;
+        s.co_blk = cout_pad;
+        if (u_all * sizeof(float) > SHARED_BYTES) {
+            s.co_blk = (int)(SHARED_BYTES / sizeof(float) / (xi_floats * cin)) / MR * MR;
+            s.co_blk = s.co_blk < MR ? MR : s.co_blk;
+        }
+        const int kc = cin < CHUNK ? cin : CHUNK;
+        long nb = (long)(TASK_BYTES / sizeof(float) / (xi_floats * (kc + s.co_blk))) / 16 * 16;
+        nb = nb < NB_MIN ? NB_MIN : nb > NB_MAX ? NB_MAX : nb;
+        s.nblocks = (T + nb - 1) / nb;
+        s.block_n = (T + s.nblocks - 1) / s.nblocks; /* balanced */
+        s.ntp = (int)round16((size_t)s.block_n);
+        s.stride = (size_t)s.ntp + 16;
+        s.v_xi = (size_t)kc * s.stride + XI_PAD;
+        s.m_xi = (size_t)s.co_blk * s.stride + XI_PAD;
+        s.u_floats = xi_floats * (size_t)cin * s.co_blk;
+        s.v_floats = xi_floats * s.v_xi;
+        s.m_floats = xi_floats * s.m_xi;
+        s.shared = round16(s.u_floats);
+        s.per_thread = s.v_floats + s.m_floats;
+    } else {
+        s.ntp = (int)round16((size_t)T);
+        s.stride = (size_t)s.ntp + 16;
+        s.co_task = round_mr((cout + 7) / 8);
+        s.co_task = s.co_task > CO_TASK_MAX ? CO_TASK_MAX : s.co_task;
+        /* one pass over every input channel when its V fits; otherwise
+         * passes of as many chunks as fit beside M, which then has to stay
+         * between passes */
+        const size_t row = xi_floats * s.stride; /* one channel of V, or of M */
+        const size_t budget = SHARED_BYTES / sizeof(float);
+        if (cin * row <= budget) {
+            s.pass_ch = cin;
+        } else {
+            const size_t m_all = cout_pad * row;
+            const size_t fit = budget > m_all ? (budget - m_all) / row : 0;
+            s.pass_ch = (int)(fit / CHUNK * CHUNK);
+            s.pass_ch = s.pass_ch < CHUNK ? CHUNK : s.pass_ch;
+        }
+        const int passes = (cin + s.pass_ch - 1) / s.pass_ch;
+        s.v_xi = (size_t)s.pass_ch * s.stride + XI_PAD;
+        s.m_xi = (size_t)(passes > 1 ? cout_pad : s.co_task) * s.stride + XI_PAD;
+        s.u_floats = xi_floats * s.co_task * CHUNK;
+        s.v_floats = xi_floats * s.v_xi;
+        s.m_floats = xi_floats * s.m_xi;
+        s.shared = s.v_floats + (passes > 1 ? s.m_floats : 0);
+        s.per_thread = s.u_floats + (passes > 1 ? 0 : s.m_floats);
+    }
+    return s;
+}
+
+size_t conv3x3_winograd_workspace_floats(int cin, int cout, int h, int w, int dilation,
+                                         int threads)
+{
+    const wino_split s = split_work(cin, cout, h, w, dilation);
+    return s.shared + (size_t)threads * s.per_thread;
+}
+
+/* ---- Running it. */
+
+/* V for input channels [0, nch) of in, the tiles [t0, t1) (lanes from 0 at
+ * t0): every group's 8 lanes, then zeros up to ntp. */
+static void transform_input(const wino_loops *L, const wino_split *s, const float *in, int nch,
+                            int h, int w, long t0, long t1, float *v)
+{
+    long written = 0; /* lanes of each V row written so far */
+    for (long t = t0; t < t1;) {
+        const group g = group_at(&s->geo, t, t1);
+        L->input_group(in, nch, h, w, s->geo.d, g.oy0, g.q0, v + (t - t0), s->v_xi, s->stride);
+        written = t - t0 + LANES;
+        t += g.lanes;
+    }
+    if (written < s->ntp)
+        for (int xi = 0; xi < 36; xi++)
+            for (int k = 0; k < nch; k++)
+                memset(v + xi * s->v_xi + k * s->stride + written, 0,
+                       (s->ntp - written) * sizeof(float));
+}
+
+static void transform_output(const wino_loops *L, const wino_split *s, const float *m, int nco,
+                             const float *bias, int relu, const float *residual, float *out,
+                             int h, int w, long t0, long t1)
+{
+    for (long t = t0; t < t1;) {
+        const group g = group_at(&s->geo, t, t1);
+        L->output_group(m + (t - t0), s->m_xi, s->stride, nco, bias, relu, residual, out, h, w,
+                        s->geo.d, g.oy0, g.q0, g.lanes);
+        t += g.lanes;
+    }
+}
+
+static int thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static void run_by_tiles(const wino_loops *L, const wino_split *s, const float *in, int cin,
+                         int h, int w, const float *weight, const float *bias, int cout,
+                         int relu, const float *residual, float *out, float *work, int threads)
+{
     const size_t hw = (size_t)h * w;
-    const int npanels = panel_count(cout);
-    const size_t scratch_per_thread = conv3x3_winograd_scratch_floats(cin, cout);
-
-    const int nt_max = block_tiles_max(cin, cout);
-    const long nblocks = (geo.ntiles + nt_max - 1) / nt_max;
-    const long block_n = (geo.ntiles + nblocks - 1) / nblocks; /* balanced */
-    /* Few tiles: split output channels too, while each part keeps enough
-     * channels to pay for transforming the input once more. */
-    int ncob = (cout + TASK_COUT - 1) / TASK_COUT;
-    while (nblocks * ncob < TARGET_TASKS && cout / (ncob * 2) >= SPLIT_COUT_MIN)
-        ncob *= 2;
-    const int co_blk = ((cout + ncob - 1) / ncob + MR - 1) / MR * MR;
-    ncob = (cout + co_blk - 1) / co_blk;
-    const long ntasks = nblocks * ncob;
-
+    const long T = s->geo.ntiles;
+    float *u = work; /* [chunk][36][co_blk / MR][kc][MR] */
+    const int nchunks = (cin + CHUNK - 1) / CHUNK;
     #pragma omp parallel num_threads(threads)
     {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        float *v = scratch + (size_t)tid * scratch_per_thread; /* V, kernels.h */
-        float *m = v + v_floats(cin);                          /* M */
-        #pragma omp for schedule(dynamic)
-        for (long task = 0; task < ntasks; task++) {
-            const long t0 = task / ncob * block_n;
-            const long t1 = t0 + block_n < geo.ntiles ? t0 + block_n : geo.ntiles;
-            const int ntp = (int)((t1 - t0 + LANES - 1) / LANES * LANES);
-            const int co0 = (int)(task % ncob) * co_blk;
-            const int nco = cout - co0 < co_blk ? cout - co0 : co_blk;
-            for (int k0 = 0; k0 < cin; k0 += CHUNK_CIN) {
-                const int kc = cin - k0 < CHUNK_CIN ? cin - k0 : CHUNK_CIN;
-                int written = 0; /* lanes of each V row written so far */
-                for (long t = t0; t < t1;) {
-                    const group g = group_at(&geo, t, t1);
-                    loops->input_group(in + k0 * hw, kc, h, w, dilation, g.oy0, g.q0, v + (t - t0));
-                    written = (int)(t - t0) + LANES;
-                    t += g.lanes;
-                }
-                if (written < ntp)
-                    for (int xi = 0; xi < 36; xi++)
-                        for (int k = 0; k < kc; k++)
-                            memset(v + (size_t)xi * V_XI + (size_t)k * V_C + written, 0,
-                                   (ntp - written) * sizeof(float));
-                loops->gemm(packed + (size_t)36 * npanels * MR * k0, npanels, co0 / MR, nco, kc, v,
-                            m, ntp, k0 > 0);
+        float *v = work + s->shared + (size_t)thread_num() * s->per_thread;
+        float *m = v + s->v_floats;
+        for (int co0 = 0; co0 < cout; co0 += s->co_blk) {
+            const int nco = cout - co0 < s->co_blk ? cout - co0 : s->co_blk;
+            const int npanels = (nco + MR - 1) / MR;
+            /* a panel of one chunk at a time: each is written by one task */
+            #pragma omp for schedule(dynamic)
+            for (int item = 0; item < nchunks * npanels; item++) {
+                const int k0 = item / npanels * CHUNK, p = item % npanels;
+                const int kc = cin - k0 < CHUNK ? cin - k0 : CHUNK;
+                const int pn = nco - p * MR < MR ? nco - p * MR : MR;
+                float *uc = u + (size_t)36 * npanels * MR * k0;
+                L->pack(weight, cin, cout, co0 + p * MR, pn, k0, kc, uc + (size_t)p * kc * MR,
+                        (size_t)npanels * kc * MR);
             }
-            for (long t = t0; t < t1;) {
-                const group g = group_at(&geo, t, t1);
-                loops->output_group(m + (t - t0), nco, bias + co0, relu,
-                                    residual ? residual + co0 * hw : NULL, out + co0 * hw, h, w,
-                                    dilation, g.oy0, g.q0, g.lanes);
-                t += g.lanes;
+            #pragma omp for schedule(dynamic)
+            for (long b = 0; b < s->nblocks; b++) {
+                const long t0 = b * s->block_n;
+                const long t1 = t0 + s->block_n < T ? t0 + s->block_n : T;
+                const int ntp = (int)round16((size_t)(t1 - t0));
+                for (int k0 = 0; k0 < cin; k0 += CHUNK) {
+                    const int kc = cin - k0 < CHUNK ? cin - k0 : CHUNK;
+                    transform_input(L, s, in + k0 * hw, kc, h, w, t0, t1, v);
+                    L->gemm(u + (size_t)36 * npanels * MR * k0, npanels, kc, v, s->v_xi, m,
+                            s->m_xi, s->stride, ntp, k0 > 0);
+                }
+                transform_output(L, s, m, nco, bias + co0, relu,
+                                 residual ? residual + co0 * hw : NULL, out + co0 * hw, h, w, t0,
+                                 t1);
             }
         }
     }
+}
+
+static void run_by_channels(const wino_loops *L, const wino_split *s, const float *in, int cin,
+                            int h, int w, const float *weight, const float *bias, int cout,
+                            int relu, const float *residual, float *out, float *work, int threads)
+{
+    const size_t hw = (size_t)h * w;
+    const long T = s->geo.ntiles;
+    const int passes = (cin + s->pass_ch - 1) / s->pass_ch;
+    const int ntasks = (cout + s->co_task - 1) / s->co_task;
+    float *v = work;                   /* [36][pass_ch][stride] */
+    float *m_all = work + s->v_floats; /* [36][cout_pad][stride], with passes > 1 */
+    #pragma omp parallel num_threads(threads)
+    {
+        float *u = work + s->shared + (size_t)thread_num() * s->per_thread;
+        float *m_own = u + s->u_floats;
+        for (int c0 = 0; c0 < cin; c0 += s->pass_ch) {
+            const int nc = cin - c0 < s->pass_ch ? cin - c0 : s->pass_ch;
+            #pragma omp for schedule(dynamic)
+            for (int c = 0; c < nc; c += CH_TASK)
+                transform_input(L, s, in + (c0 + c) * hw, nc - c < CH_TASK ? nc - c : CH_TASK, h,
+                                w, 0, T, v + c * s->stride);
+            #pragma omp for schedule(dynamic)
+            for (int task = 0; task < ntasks; task++) {
+                const int co0 = task * s->co_task;
+                const int nco = cout - co0 < s->co_task ? cout - co0 : s->co_task;
+                const int npanels = (nco + MR - 1) / MR;
+                float *m = passes > 1 ? m_all + co0 * s->stride : m_own;
+                for (int k = 0; k < nc; k += CHUNK) {
+                    const int kc = nc - k < CHUNK ? nc - k : CHUNK;
+                    L->pack(weight, cin, cout, co0, nco, c0 + k, kc, u, (size_t)npanels * kc * MR);
+                    L->gemm(u, npanels, kc, v + k * s->stride, s->v_xi, m, s->m_xi, s->stride,
+                            s->ntp, c0 + k > 0);
+                }
+                if (c0 + nc == cin)
+                    transform_output(L, s, m, nco, bias + co0, relu,
+                                     residual ? residual + co0 * hw : NULL, out + co0 * hw, h, w,
+                                     0, T);
+            }
+        }
+    }
+}
+
+void conv3x3_dilated_winograd(kernel_isa isa, const float *in, int cin, int h, int w,
+                              const float *weight, const float *bias, int cout, int dilation,
+                              int relu, const float *residual, float *out, float *workspace,
+                              int threads)
+{
+    if (h <= 0 || w <= 0 || cout <= 0)
+        return;
+    const wino_loops *L = loops_for(isa);
+    const wino_split s = split_work(cin, cout, h, w, dilation);
+    if (s.by_tiles)
+        run_by_tiles(L, &s, in, cin, h, w, weight, bias, cout, relu, residual, out, workspace,
+                     threads);
+    else
+        run_by_channels(L, &s, in, cin, h, w, weight, bias, cout, relu, residual, out, workspace,
+                        threads);
 }
 
 /* Measured on U2Net and U2NetP at 320x320 (kernels/README.md): Winograd is

@@ -1,13 +1,14 @@
 /* conv3x3_winograd_avx2.c - the hot loops of the Winograd F(4x4, 3x3)
- * convolution with AVX2 + FMA intrinsics: input transform, output transform
- * and the 36 matrix products. conv3x3_winograd.c holds the algorithm's
- * description, the work split, the portable versions of these loops and the
- * runtime choice between them; kernels.h has the data layouts.
+ * convolution with AVX2 + FMA intrinsics: input transform, output transform,
+ * the 36 matrix products and the weight transform. conv3x3_winograd.c holds
+ * the algorithm's description, the work split, the portable versions of
+ * these loops and the runtime choice between them; conv3x3_winograd.h has
+ * the data layouts.
  *
  * Every vector holds one value for each of the 8 tiles (lanes) of a group.
  * The Makefile compiles this file alone with -mavx2 -mfma; it is only called
  * after __builtin_cpu_supports has found both. */
-#include "kernels.h"
+#include "conv3x3_winograd.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #if !defined(__AVX2__) || !defined(__FMA__)
@@ -16,14 +17,7 @@
 
 #include <immintrin.h>
 
-enum {
-    MR = CONV3X3_WINOGRAD_MR,
-    V_C = CONV3X3_WINOGRAD_V_C,
-    V_XI = CONV3X3_WINOGRAD_V_XI,
-    M_C = CONV3X3_WINOGRAD_M_C,
-    M_XI = CONV3X3_WINOGRAD_M_XI,
-    SUM_BLOCK = CONV3X3_WINOGRAD_SUM_BLOCK,
-};
+enum { MR = WINO_MR };
 
 /* o = B^T r for the 6 values r[0..5] of a patch row or column (B^T in
  * conv3x3_winograd.c). */
@@ -105,8 +99,8 @@ static inline void lane_columns(int d, int q0, int xq[8])
         xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
 }
 
-void conv3x3_winograd_input_group_avx2(const float *in, int nch, int h, int w, int d, int oy0,
-                                       int q0, float *v)
+void wino_input_group_avx2(const float *in, int nch, int h, int w, int d, int oy0, int q0,
+                           float *v, size_t v_xi, size_t stride)
 {
     const size_t hw = (size_t)h * w;
     /* d > 1: input column k of every lane is gathered; col_at[k] holds the
@@ -141,14 +135,14 @@ void conv3x3_winograd_input_group_avx2(const float *in, int nch, int h, int w, i
                                                     _mm256_castsi256_ps(col_inside[k]), 4);
             input_transform6(p, rows[i]);
         }
-        float *vc = v + (size_t)c * V_C;
+        float *vc = v + c * stride;
         for (int b = 0; b < 6; b++) {
             __m256 col[6], t[6];
             for (int i = 0; i < 6; i++)
                 col[i] = rows[i][b];
             input_transform6(col, t);
             for (int a = 0; a < 6; a++)
-                _mm256_storeu_ps(vc + (size_t)(6 * a + b) * V_XI, t[a]);
+                _mm256_storeu_ps(vc + (6 * a + b) * v_xi, t[a]);
         }
     }
 }
@@ -167,20 +161,20 @@ static inline void interleave_row(const __m256 o[4], __m256 r[4])
     r[3] = _mm256_permute2f128_ps(c, e, 0x31);
 }
 
-void conv3x3_winograd_output_group_avx2(const float *m, int nco, const float *bias, int relu,
-                                        const float *residual, float *out, int h, int w, int d,
-                                        int oy0, int q0, int lanes)
+void wino_output_group_avx2(const float *m, size_t m_xi, size_t stride, int nco,
+                            const float *bias, int relu, const float *residual, float *out,
+                            int h, int w, int d, int oy0, int q0, int lanes)
 {
     const size_t hw = (size_t)h * w;
     int xq[8];
     lane_columns(d, q0, xq);
     for (int co = 0; co < nco; co++) {
-        const float *mc = m + (size_t)co * M_C;
+        const float *mc = m + co * stride;
         __m256 cols[6][4]; /* [b][i]: A^T applied along each column b */
         for (int b = 0; b < 6; b++) {
             __m256 col[6];
             for (int a = 0; a < 6; a++)
-                col[a] = _mm256_loadu_ps(mc + (size_t)(6 * a + b) * M_XI);
+                col[a] = _mm256_loadu_ps(mc + (6 * a + b) * m_xi);
             output_transform6(col, cols[b]);
         }
         const __m256 bias_v = _mm256_set1_ps(bias[co]);
@@ -270,80 +264,92 @@ store_row(int nv, float *m, int accumulate, __m256 c0, __m256 c1, __m256 c2)
         store_acc(m + 16, accumulate, c2);
 }
 
-/* m[r][0..8nv) (+)= sum_k u[k][r] v[k][0..8nv) (the sum is added at the end)
- * for the mr output channels of one weight panel: u [kc][MR], v [kc] and
- * m [mr] rows V_C and M_C apart. mr and nv are constants at every
- * call, so the branches fold away; the mr x nv accumulators are named
- * variables because GCC keeps an array of them in memory. */
+/* m[r][0..8nv) (+)= sum_k u[k][r] v[k][0..8nv) for r < 4: 4 of the MR
+ * rows of one weight panel u [kc][MR], v [kc] and m [4] rows `stride`
+ * apart. nv is a constant at every call, so the branches fold away; the
+ * 4 x nv accumulators are named variables because GCC keeps an array of
+ * them in memory. */
 static inline __attribute__((always_inline)) void
-micro_kernel(int mr, int nv, int kc, const float *u, const float *v, float *m, int accumulate)
+micro_kernel(int nv, int kc, const float *u, const float *v, size_t stride, float *m,
+             int accumulate)
 {
-    _Static_assert(MR == 4, "micro_kernel has a row of accumulators for each panel row");
     const __m256 zero = _mm256_setzero_ps();
     __m256 c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
     __m256 c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
     for (int k = 0; k < kc; k++) {
-        const float *vk = v + (size_t)k * V_C, *uk = u + k * MR;
+        const float *vk = v + k * stride, *uk = u + k * MR;
         const __m256 b0 = _mm256_loadu_ps(vk);
         const __m256 b1 = nv > 1 ? _mm256_loadu_ps(vk + 8) : zero;
         const __m256 b2 = nv > 2 ? _mm256_loadu_ps(vk + 16) : zero;
         fma_row(nv, _mm256_broadcast_ss(uk), b0, b1, b2, &c00, &c01, &c02);
-        if (mr > 1)
-            fma_row(nv, _mm256_broadcast_ss(uk + 1), b0, b1, b2, &c10, &c11, &c12);
-        if (mr > 2)
-            fma_row(nv, _mm256_broadcast_ss(uk + 2), b0, b1, b2, &c20, &c21, &c22);
-        if (mr > 3)
-            fma_row(nv, _mm256_broadcast_ss(uk + 3), b0, b1, b2, &c30, &c31, &c32);
+        fma_row(nv, _mm256_broadcast_ss(uk + 1), b0, b1, b2, &c10, &c11, &c12);
+        fma_row(nv, _mm256_broadcast_ss(uk + 2), b0, b1, b2, &c20, &c21, &c22);
+        fma_row(nv, _mm256_broadcast_ss(uk + 3), b0, b1, b2, &c30, &c31, &c32);
     }
     store_row(nv, m, accumulate, c00, c01, c02);
-    if (mr > 1)
-        store_row(nv, m + M_C, accumulate, c10, c11, c12);
-    if (mr > 2)
-        store_row(nv, m + 2 * M_C, accumulate, c20, c21, c22);
-    if (mr > 3)
-        store_row(nv, m + 3 * M_C, accumulate, c30, c31, c32);
+    store_row(nv, m + stride, accumulate, c10, c11, c12);
+    store_row(nv, m + 2 * stride, accumulate, c20, c21, c22);
+    store_row(nv, m + 3 * stride, accumulate, c30, c31, c32);
 }
 
-static void panel_product(int mr, int nv, int kc, const float *u, const float *v, float *m,
-                          int accumulate)
+static void gemm_avx2(const float *u, int npanels, int kc, const float *v, size_t v_xi, float *m,
+                      size_t m_xi, size_t stride, int ntp, int accumulate)
 {
-    switch (mr * 4 + nv) {
-    case 4 * 4 + 3: micro_kernel(4, 3, kc, u, v, m, accumulate); break;
-    case 4 * 4 + 2: micro_kernel(4, 2, kc, u, v, m, accumulate); break;
-    case 4 * 4 + 1: micro_kernel(4, 1, kc, u, v, m, accumulate); break;
-    case 3 * 4 + 3: micro_kernel(3, 3, kc, u, v, m, accumulate); break;
-    case 3 * 4 + 2: micro_kernel(3, 2, kc, u, v, m, accumulate); break;
-    case 3 * 4 + 1: micro_kernel(3, 1, kc, u, v, m, accumulate); break;
-    case 2 * 4 + 3: micro_kernel(2, 3, kc, u, v, m, accumulate); break;
-    case 2 * 4 + 2: micro_kernel(2, 2, kc, u, v, m, accumulate); break;
-    case 2 * 4 + 1: micro_kernel(2, 1, kc, u, v, m, accumulate); break;
-    case 1 * 4 + 3: micro_kernel(1, 3, kc, u, v, m, accumulate); break;
-    case 1 * 4 + 2: micro_kernel(1, 2, kc, u, v, m, accumulate); break;
-    default: micro_kernel(1, 1, kc, u, v, m, accumulate); break;
-    }
-}
-
-void conv3x3_winograd_gemm_avx2(const float *u, int npanels, int p0, int nco, int kc,
-                                const float *v, float *m, int ntp, int accumulate)
-{
-    /* Tile panels of 24 lanes outside, weight panels inside: the kc x 24
-     * slice of v stays in L1 while the block's weight panels, contiguous in
-     * u, stream past it. 32 lanes go as 16 + 16: a panel of 8 has too few
-     * accumulators to keep both FMA units busy. */
-    for (int xi = 0; xi < 36; xi++)
+    /* Tiles of 24 lanes outside, weight panels inside: the kc x 24 slice of
+     * v stays in L1 while the panels stream past it. 32 lanes go as 16 + 16:
+     * a pass of 8 has too few accumulators to keep both FMA units busy. */
+    for (int xi = 0; xi < 36; xi++) {
+        const float *ux = u + (size_t)xi * npanels * kc * MR;
         for (int t = 0, nv; t < ntp; t += 8 * nv) {
             const int left = (ntp - t) / 8; /* vectors */
             nv = left == 4 ? 2 : left < 3 ? left : 3;
-            for (int co = 0; co < nco; co += MR) {
-                const int mr = nco - co < MR ? nco - co : MR;
-                const float *panel = u + ((size_t)xi * npanels + p0 + co / MR) * kc * MR;
-                float *mp = m + (size_t)co * M_C + (size_t)xi * M_XI + t;
-                for (int k = 0; k < kc; k += SUM_BLOCK)
-                    panel_product(mr, nv, kc - k < SUM_BLOCK ? kc - k : SUM_BLOCK, panel + k * MR,
-                                  v + (size_t)k * V_C + (size_t)xi * V_XI + t, mp,
-                                  accumulate || k > 0);
-            }
+            const float *vt = v + xi * v_xi + t;
+            for (int p = 0; p < npanels; p++)
+                for (int half = 0; half < MR; half += 4) {
+                    const float *up = ux + (size_t)p * kc * MR + half;
+                    float *mp = m + xi * m_xi + (p * MR + half) * stride + t;
+                    if (nv == 3)
+                        micro_kernel(3, kc, up, vt, stride, mp, accumulate);
+                    else if (nv == 2)
+                        micro_kernel(2, kc, up, vt, stride, mp, accumulate);
+                    else
+                        micro_kernel(1, kc, up, vt, stride, mp, accumulate);
+                }
         }
+    }
 }
+
+typedef float wino_vec __attribute__((vector_size(32)));
+#include "conv3x3_winograd_weights.h"
+
+/* The 8 lanes are the MR output channels of a panel, each gathered from its
+ * own row of weight; rows past nco or cout are masked off (read as zero). */
+static void pack_avx2(const float *weight, int cin, int cout, int co0, int nco, int k0, int kc,
+                      float *u, size_t u_xi)
+{
+    _Static_assert(MR == 8, "a panel is one vector");
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i row_at = _mm256_mullo_epi32(lane, _mm256_set1_epi32(cin * 9));
+    for (int p = 0; p * MR < nco; p++) {
+        const int co = co0 + p * MR;
+        int rows = nco - p * MR < MR ? nco - p * MR : MR;
+        rows = cout - co < rows ? cout - co : rows;
+        const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane));
+        for (int k = 0; k < kc; k++) {
+            const float *src = weight + ((size_t)co * cin + k0 + k) * 9;
+            wino_vec g[9], ut[36];
+            for (int t = 0; t < 9; t++)
+                g[t] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), src + t, row_at, valid, 4);
+            wino_weight_transform(g, ut);
+            float *dst = u + ((size_t)p * kc + k) * MR;
+            for (int xi = 0; xi < 36; xi++)
+                _mm256_storeu_ps(dst + xi * u_xi, ut[xi]);
+        }
+    }
+}
+
+const wino_loops wino_loops_avx2 = {
+    wino_input_group_avx2, wino_output_group_avx2, gemm_avx2, pack_avx2,
+};
 
 #endif

@@ -48,84 +48,24 @@ void conv3x3_dilated_im2col(const float *in, int cin, int h, int w,
 size_t conv3x3_scratch_floats(int cin);
 
 /* The same convolution by Winograd F(4x4, 3x3) (conv3x3_winograd.c; the
- * algorithm is described in kernels/README.md). A dilated convolution is run
- * as a plain one on each of the d*d interleaved sub-grids (y mod d, x mod d).
- * The weights are transformed into conv3x3_winograd_packed_floats(cin, cout)
- * floats of G g G^T (layout in conv3x3_winograd.c) by conv3x3_winograd_pack,
- * fast enough (~35 ns per channel pair and thread) to run before each use. scratch holds
- * threads * conv3x3_winograd_scratch_floats(cin, cout) floats. Same semantics
- * and aliasing rules as conv3x3_dilated_ref; the split of the work depends
- * only on the shapes, so the result is bit-identical for any thread count.
- * The hot loops run with AVX2+FMA when the CPU has them. */
-size_t conv3x3_winograd_packed_floats(int cin, int cout);
-void conv3x3_winograd_pack(const float *weight, int cin, int cout, float *packed, int threads);
-size_t conv3x3_winograd_scratch_floats(int cin, int cout);
-void conv3x3_dilated_winograd(const float *in, int cin, int h, int w, const float *packed,
-                              const float *bias, int cout, int dilation, int relu,
-                              const float *residual, float *out, float *scratch, int threads);
+ * algorithm is described in kernels/README.md), with the hot loops of `isa`.
+ * A dilated convolution is run as a plain one on each of the d*d
+ * interleaved sub-grids (y mod d, x mod d). The weights are transformed on
+ * every call, so nothing is kept between calls. workspace holds
+ * conv3x3_winograd_workspace_floats(cin, cout, h, w, dilation, threads)
+ * floats, 64-byte aligned. Same semantics and aliasing rules as
+ * conv3x3_dilated_ref; the split of the work depends only on the shapes, so
+ * the result is bit-identical for any thread count. */
+size_t conv3x3_winograd_workspace_floats(int cin, int cout, int h, int w, int dilation,
+                                         int threads);
+void conv3x3_dilated_winograd(kernel_isa isa, const float *in, int cin, int h, int w,
+                              const float *weight, const float *bias, int cout, int dilation,
+                              int relu, const float *residual, float *out, float *workspace,
+                              int threads);
 
 /* 1 when the Winograd kernel is measured faster than conv3x3_dilated_im2col
  * for this layer shape (kernels/README.md has the measurements). */
 int conv3x3_winograd_worthwhile(int cin, int cout, int h, int w, int dilation);
-
-/* Forces the portable C hot loops (portable != 0) or lets the CPU check pick
- * AVX2 again (0); for tests and benchmarks, not thread-safe with running
- * convolutions. conv3x3_winograd_isa() names the loops in use: "avx2" or
- * "portable". */
-void conv3x3_winograd_force_portable(int portable);
-const char *conv3x3_winograd_isa(void);
-
-/* Internals shared by conv3x3_winograd.c and conv3x3_winograd_avx2.c only.
- *
- * Tiles. Sub-grid (ry, rx) holds the pixels (ry + d*sy, rx + d*sx); its tile
- * (ty, tx) the 4x4 outputs sy = 4ty.., sx = 4tx... A tile row is every tile
- * (rx, tx) of one (ry, ty), numbered q = tx*d + rx (so with d > 1 the tiles
- * of neighbouring sub-grids sit side by side in memory order). A group is up
- * to 8 consecutive tiles q0.. of one tile row, one per vector lane: lane l
- * is tile q = q0 + l, whose output pixel (i, j), i, j < 4, lies at row
- * oy0 + d*i, column xq + d*j, and input patch pixel (i, k), i, k < 6, at row
- * oy0 + d*(i-1), column xq + d*(k-1), with oy0 = ry + 4d*ty and
- * xq = q%d + 4d*(q/d); pixels outside the image read as zero and are not
- * written.
- *
- * Transformed data keep the tiles of a block contiguous, in rows of
- * CONV3X3_WINOGRAD_ROW floats:
- *   v [channel][36][ROW]  B^T D B, xi = 6a + b for element (a, b)
- *   m [36][channel][ROW]  the products, before A^T . A
- * A group's functions get v or m offset to its first tile; they write all 8
- * lanes (the ones past `lanes` hold finite filler that a later group or the
- * caller overwrites). */
-enum {
-    CONV3X3_WINOGRAD_MR = 4,
-    CONV3X3_WINOGRAD_ROW = 104,
-    CONV3X3_WINOGRAD_CHUNK_CIN = 128, /* most input channels in v */
-    CONV3X3_WINOGRAD_TASK_COUT = 128, /* most output channels in m */
-    /* the sums over input channels run in blocks of this many, which are then
-     * added up: the float error of a sum grows with its length */
-    CONV3X3_WINOGRAD_SUM_BLOCK = 64,
-    /* element (channel c, xi, tile t) at c*V_C + xi*V_XI + t of v, likewise
-     * of m; m's xi planes are padded by a cache line so that the 36 loads of
-     * the output transform do not all fall in one cache set */
-    CONV3X3_WINOGRAD_V_C = 36 * CONV3X3_WINOGRAD_ROW,
-    CONV3X3_WINOGRAD_V_XI = CONV3X3_WINOGRAD_ROW,
-    CONV3X3_WINOGRAD_M_C = CONV3X3_WINOGRAD_ROW,
-    CONV3X3_WINOGRAD_M_XI = CONV3X3_WINOGRAD_TASK_COUT * CONV3X3_WINOGRAD_ROW + 16,
-};
-
-/* v = B^T D B for channels 0..nch-1 of in [nch,h,w]. */
-void conv3x3_winograd_input_group_avx2(const float *in, int nch, int h, int w, int d, int oy0,
-                                       int q0, float *v);
-/* out = act(A^T m A + bias) + residual for channels 0..nco-1 of out
- * [nco,h,w] (bias [nco], residual [nco,h,w] or NULL), lanes 0..lanes-1. */
-void conv3x3_winograd_output_group_avx2(const float *m, int nco, const float *bias, int relu,
-                                        const float *residual, float *out, int h, int w, int d,
-                                        int oy0, int q0, int lanes);
-/* m[xi][co][0..ntp) (+)= sum_k u[xi][p0 + co/MR][k][co%MR] v[k][xi][0..ntp)
- * for co < nco, k < kc, summed in blocks of SUM_BLOCK: u [36][npanels][kc][MR]
- * is one chunk of the packed weights, v and m as above, ntp a multiple of 8;
- * accumulate = 0 overwrites m. */
-void conv3x3_winograd_gemm_avx2(const float *u, int npanels, int p0, int nco, int kc,
-                                const float *v, float *m, int ntp, int accumulate);
 
 /* 1x1 convolution with bias: in [cin,n] (n = h*w), weight [cout,cin],
  * bias [cout], out [cout,n]. */

@@ -115,9 +115,20 @@ static void test_conv3x3(int cin, int cout, int h, int w, int d, int relu, int r
     free(scratch);
 }
 
-/* The Winograd kernel against the reference kernel with both its hot loops
- * (AVX2 when the CPU has it, and portable), on 1 and 2 threads. The error is
- * taken relative to the output's largest magnitude. */
+/* 64-byte aligned floats, as the engine gives the vector kernels. */
+static float *aligned_buf(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) {
+        perror("posix_memalign");
+        exit(2);
+    }
+    return p;
+}
+
+/* The Winograd kernel against the reference kernel with each of its hot
+ * loops this CPU can run (portable, AVX2, AVX-512), on 1 and 2 threads. The
+ * error is taken relative to the output's largest magnitude. */
 static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int relu, int residual)
 {
     const size_t hw = (size_t)h * w, n = (size_t)cout * hw;
@@ -128,9 +139,8 @@ static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int re
     float *ref = malloc(n * sizeof(float));
     float *fast1 = malloc(n * sizeof(float));
     float *fast2 = malloc(n * sizeof(float));
-    float *packed = malloc(conv3x3_winograd_packed_floats(cin, cout) * sizeof(float));
-    float *scratch = malloc(2 * conv3x3_winograd_scratch_floats(cin, cout) * sizeof(float));
-    if (!ref || !fast1 || !fast2 || !packed || !scratch) {
+    float *work = aligned_buf(conv3x3_winograd_workspace_floats(cin, cout, h, w, d, 2));
+    if (!ref || !fast1 || !fast2) {
         perror("malloc");
         exit(2);
     }
@@ -141,26 +151,20 @@ static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int re
             magnitude = fabs(ref[i]);
     if (magnitude == 0)
         magnitude = 1;
-    conv3x3_winograd_pack(wt, cin, cout, packed, 2);
-    for (int portable = 0; portable <= 1; portable++) {
-        conv3x3_winograd_force_portable(portable);
-        const char *isa = conv3x3_winograd_isa();
-        if (!portable && strcmp(isa, "avx2") != 0)
-            continue; /* no AVX2 here: the portable pass below covers it */
+    for (kernel_isa isa = KERNEL_ISA_PORTABLE; isa <= kernel_isa_best(); isa++) {
+        const char *name = kernel_isa_name(isa);
         memset(fast1, 0xff, n * sizeof(float)); /* NaN: a pixel left unwritten fails */
-        conv3x3_dilated_winograd(in, cin, h, w, packed, b, cout, d, relu, res, fast1, scratch, 1);
-        conv3x3_dilated_winograd(in, cin, h, w, packed, b, cout, d, relu, res, fast2, scratch, 2);
+        conv3x3_dilated_winograd(isa, in, cin, h, w, wt, b, cout, d, relu, res, fast1, work, 1);
+        conv3x3_dilated_winograd(isa, in, cin, h, w, wt, b, cout, d, relu, res, fast2, work, 2);
         const double e = max_abs_diff(fast1, ref, n) / magnitude;
         check(e <= 1e-5,
               "conv3x3_dilated_winograd/%s vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
-              isa, cin, cout, h, w, d, relu, residual, e);
+              name, cin, cout, h, w, d, relu, residual, e);
         check(memcmp(fast1, fast2, n * sizeof(float)) == 0,
               "conv3x3_dilated_winograd/%s 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d",
-              isa, cin, cout, h, w, d);
+              name, cin, cout, h, w, d);
     }
-    conv3x3_winograd_force_portable(0);
-    free(in), free(wt), free(b), free(res), free(ref), free(fast1), free(fast2);
-    free(packed), free(scratch);
+    free(in), free(wt), free(b), free(res), free(ref), free(fast1), free(fast2), free(work);
 }
 
 static void test_maxpool(int c, int h, int w)
@@ -309,6 +313,9 @@ int main(void)
     test_conv3x3_winograd(300, 20, 9, 11, 1, 1, 1);   /* two input-channel chunks */
     test_conv3x3_winograd(70, 300, 5, 7, 1, 0, 1);    /* output channels split over tasks */
     test_conv3x3_winograd(520, 130, 20, 20, 4, 1, 0); /* U2Net RSU-4F: chunks and splits */
+    test_conv3x3_winograd(1100, 20, 40, 40, 1, 1, 1); /* by channels, V in several passes */
+    test_conv3x3_winograd(256, 260, 48, 48, 1, 1, 1); /* by tiles, two blocks of weights */
+    test_conv3x3_winograd(3, 64, 45, 47, 1, 1, 0);    /* by tiles, short last block */
     test_conv3x3_winograd(7, 6, 23, 29, 3, 1, 1);     /* dilations that do not divide 8 */
     test_conv3x3_winograd(7, 6, 23, 29, 5, 0, 1);
     test_conv3x3_winograd(4, 4, 9, 40, 16, 1, 0);     /* more sub-grid columns than lanes */
