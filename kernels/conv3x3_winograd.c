@@ -198,29 +198,32 @@ static void output_group_portable(const float *m, size_t m_xi, size_t stride, in
 static void gemm_portable(const float *u, int npanels, int kc, const float *v, size_t v_xi,
                           float *m, size_t m_xi, size_t stride, int ntp, int accumulate)
 {
-    enum { NT = 16 }; /* tiles per pass over a weight panel */
+    /* 4 output channels x 8 tiles at a time: 32 accumulators, as many as
+     * 128-bit vector registers hold */
+    enum { RB = 4, NT = 8 };
     for (int xi = 0; xi < 36; xi++)
         for (int p = 0; p < npanels; p++) {
             const float *panel = u + ((size_t)xi * npanels + p) * kc * MR;
-            for (int t = 0; t < ntp; t += NT) {
-                float acc[MR][NT]; /* [output channel][tile] */
-                for (int r = 0; r < MR; r++)
-                    for (int l = 0; l < NT; l++)
-                        acc[r][l] = 0.0f;
-                for (int k = 0; k < kc; k++) {
-                    const float *vk = v + (size_t)xi * v_xi + k * stride + t;
-                    for (int r = 0; r < MR; r++) {
-                        const float a = panel[k * MR + r];
+            for (int t = 0; t < ntp; t += NT)
+                for (int r0 = 0; r0 < MR; r0 += RB) {
+                    float acc[RB][NT]; /* [output channel][tile] */
+                    for (int r = 0; r < RB; r++)
                         for (int l = 0; l < NT; l++)
-                            acc[r][l] += a * vk[l];
+                            acc[r][l] = 0.0f;
+                    for (int k = 0; k < kc; k++) {
+                        const float *vk = v + (size_t)xi * v_xi + k * stride + t;
+                        for (int r = 0; r < RB; r++) {
+                            const float a = panel[k * MR + r0 + r];
+                            for (int l = 0; l < NT; l++)
+                                acc[r][l] += a * vk[l];
+                        }
+                    }
+                    for (int r = 0; r < RB; r++) {
+                        float *mr = m + (size_t)xi * m_xi + (size_t)(p * MR + r0 + r) * stride + t;
+                        for (int l = 0; l < NT; l++)
+                            mr[l] = accumulate ? mr[l] + acc[r][l] : acc[r][l];
                     }
                 }
-                for (int r = 0; r < MR; r++) {
-                    float *mr = m + (size_t)xi * m_xi + (size_t)(p * MR + r) * stride + t;
-                    for (int l = 0; l < NT; l++)
-                        mr[l] = accumulate ? mr[l] + acc[r][l] : acc[r][l];
-                }
-            }
         }
 }
 
@@ -234,16 +237,21 @@ static void pack_portable(const float *weight, int cin, int cout, int co0, int n
     const int npanels = (nco + MR - 1) / MR;
     for (int p = 0; p < npanels; p++)
         for (int k = 0; k < kc; k++) {
-            wino_vec g[9], ut[36]; /* the 3x3 kernels of the panel's MR outputs, G g G^T */
+            wino_vec g[9], gg[3][6]; /* the 3x3 kernels of the panel's MR outputs, G g */
             for (int r = 0; r < MR; r++) {
                 const int co = co0 + p * MR + r;
                 const float *src = weight + ((size_t)co * cin + k0 + k) * 9;
                 for (int t = 0; t < 9; t++)
                     g[t][r] = p * MR + r < nco && co < cout ? src[t] : 0.0f;
             }
-            wino_weight_transform(g, ut);
-            for (int xi = 0; xi < 36; xi++)
-                memcpy(u + xi * u_xi + ((size_t)p * kc + k) * MR, &ut[xi], sizeof ut[xi]);
+            wino_weight_columns(g, gg);
+            for (int a = 0; a < 6; a++) {
+                wino_vec row[6];
+                wino_g_column(&gg[0][a], 6, row);
+                for (int b = 0; b < 6; b++)
+                    memcpy(u + (6 * a + b) * u_xi + ((size_t)p * kc + k) * MR, &row[b],
+                           sizeof row[b]);
+            }
         }
 }
 

@@ -322,6 +322,9 @@ static void gemm_avx2(const float *u, int npanels, int kc, const float *v, size_
 typedef float wino_vec __attribute__((vector_size(32)));
 #include "conv3x3_winograd_weights.h"
 
+/* How far ahead (in input channels) the packing prefetches its weights. */
+enum { PREFETCH_K = 16 };
+
 /* The 8 lanes are the MR output channels of a panel, each gathered from its
  * own row of weight; rows past nco or cout are masked off (read as zero). */
 static void pack_avx2(const float *weight, int cin, int cout, int co0, int nco, int k0, int kc,
@@ -337,13 +340,22 @@ static void pack_avx2(const float *weight, int cin, int cout, int co0, int nco, 
         const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane));
         for (int k = 0; k < kc; k++) {
             const float *src = weight + ((size_t)co * cin + k0 + k) * 9;
-            wino_vec g[9], ut[36];
+            /* the rows' weights PREFETCH_K input channels on, which the
+             * gathers would otherwise wait for, row by row */
+            for (int r = 0; r < rows; r++)
+                _mm_prefetch((const char *)(src + (size_t)r * cin * 9 + 9 * PREFETCH_K),
+                             _MM_HINT_T0);
+            wino_vec g[9], gg[3][6];
             for (int t = 0; t < 9; t++)
                 g[t] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), src + t, row_at, valid, 4);
-            wino_weight_transform(g, ut);
+            wino_weight_columns(g, gg);
             float *dst = u + ((size_t)p * kc + k) * MR;
-            for (int xi = 0; xi < 36; xi++)
-                _mm256_storeu_ps(dst + xi * u_xi, ut[xi]);
+            for (int a = 0; a < 6; a++) {
+                wino_vec row[6];
+                wino_g_column(&gg[0][a], 6, row);
+                for (int b = 0; b < 6; b++)
+                    _mm256_storeu_ps(dst + (6 * a + b) * u_xi, row[b]);
+            }
         }
     }
 }

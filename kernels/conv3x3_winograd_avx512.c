@@ -110,6 +110,9 @@ static void gemm_avx512(const float *u, int npanels, int kc, const float *v, siz
 typedef float wino_vec __attribute__((vector_size(64)));
 #include "conv3x3_winograd_weights.h"
 
+/* How far ahead (in input channels) the packing prefetches its weights. */
+enum { PREFETCH_K = 16 };
+
 /* The 16 lanes are the MR output channels of a panel for two consecutive
  * input channels k, k+1: exactly the 16 floats of U[xi][p][k..k+1][0..MR)
  * that follow each other in memory. Each lane is gathered from its own row
@@ -131,14 +134,23 @@ static void pack_avx512(const float *weight, int cin, int cout, int co0, int nco
         for (int k = 0; k < kc; k += 2) {
             const __mmask16 valid = k + 1 < kc ? row_mask : (__mmask16)(row_mask & 0xff);
             const float *src = weight + ((size_t)co * cin + k0 + k) * 9;
-            wino_vec g[9], ut[36];
+            /* the rows' weights PREFETCH_K input channels on, which the
+             * gathers would otherwise wait for, row by row */
+            for (int r = 0; r < rows; r++)
+                _mm_prefetch((const char *)(src + (size_t)r * cin * 9 + 9 * PREFETCH_K),
+                             _MM_HINT_T0);
+            wino_vec g[9], gg[3][6];
             for (int t = 0; t < 9; t++)
                 g[t] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, at, src + t, 4);
-            wino_weight_transform(g, ut);
+            wino_weight_columns(g, gg);
             float *dst = u + ((size_t)p * kc + k) * MR;
             const __mmask16 store = k + 1 < kc ? 0xffff : 0x00ff;
-            for (int xi = 0; xi < 36; xi++)
-                _mm512_mask_storeu_ps(dst + xi * u_xi, store, ut[xi]);
+            for (int a = 0; a < 6; a++) {
+                wino_vec row[6];
+                wino_g_column(&gg[0][a], 6, row);
+                for (int b = 0; b < 6; b++)
+                    _mm512_mask_storeu_ps(dst + (6 * a + b) * u_xi, store, row[b]);
+            }
         }
     }
 }

@@ -19,16 +19,12 @@ static inline void wino_g_column(const wino_vec *g, int step, wino_vec o[6])
     o[5] = g2;
 }
 
-/* u[6a + b] = (G g G^T)[a][b] for the kernel g[3*ky + kx] of each lane */
-static inline void wino_weight_transform(const wino_vec g[9], wino_vec u[36])
+/* gg[kx][a] = (G g)[a][kx] for the kernel g[3*ky + kx] of each lane; row a
+ * of G g G^T is then wino_g_column(&gg[0][a], 6, row). The caller stores
+ * each row as it comes: 36 vectors of results at once would not fit in the
+ * registers. */
+static inline void wino_weight_columns(const wino_vec g[9], wino_vec gg[3][6])
 {
-    wino_vec gg[3][6]; /* [kx][a]: G g */
     for (int kx = 0; kx < 3; kx++)
         wino_g_column(g + kx, 3, gg[kx]);
-    for (int a = 0; a < 6; a++) {
-        wino_vec row[6];
-        wino_g_column(&gg[0][a], 6, row);
-        for (int b = 0; b < 6; b++)
-            u[6 * a + b] = row[b];
-    }
 }

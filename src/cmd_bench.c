@@ -14,7 +14,7 @@
 
 static const char usage[] =
     "usage: u2net bench -m MODEL [--size S | --size WxH] [--runs N] [--warmup W]\n"
-    "                   [--threads T] [--device cpu|cuda] [--reference]\n"
+    "                   [--threads T] [--device cpu|cuda] [--isa I] [--reference]\n"
     "  Runs the network on a fixed smooth 3xHxW input: W untimed warm-up runs,\n"
     "  then N timed runs, each printed as 'run I ms=X', then an information line\n"
     "  and last 'median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R'.\n"
@@ -23,6 +23,8 @@ static const char usage[] =
     "  --warmup W    untimed runs before them (2)\n"
     "  --threads T   threads; 0 = all cores (default 0)\n"
     "  --device D    cpu (default) or cuda\n"
+    "  --isa I       the fast kernels' instruction set: avx512, avx2 or portable\n"
+    "                (default: the best this CPU has)\n"
     "  --reference   the plain C reference kernels (slow; for testing)\n"
     "  A run's time is wall clock around u2net_run alone. Percentiles interpolate\n"
     "  linearly between the sorted runs. peak_rss_mb is the process's peak resident\n"
@@ -94,6 +96,8 @@ int cmd_bench(int argc, char **argv)
     const char *model = NULL, *size = NULL;
     long runs = 10, warmup = 2, threads = 0;
     int reference = 0;
+    u2net_kernels kernels = U2NET_KERNELS_FAST;
+    const char *isa = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_val = i + 1 < argc;
@@ -119,6 +123,18 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--threads") && has_val) {
             if (parse_int(argv[++i], 0, 1024, &threads) != 0) {
                 die_msg("--threads: '%s' is not a thread count (0..1024)", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--isa") && has_val) {
+            isa = argv[++i];
+            if (!strcmp(isa, "avx512"))
+                kernels = U2NET_KERNELS_FAST;
+            else if (!strcmp(isa, "avx2"))
+                kernels = U2NET_KERNELS_AVX2;
+            else if (!strcmp(isa, "portable"))
+                kernels = U2NET_KERNELS_PORTABLE;
+            else {
+                die_msg("--isa: '%s' is not avx512, avx2 or portable", isa);
                 return 2;
             }
         } else if (!strcmp(a, "--device") && has_val) {
@@ -169,8 +185,11 @@ int cmd_bench(int argc, char **argv)
         die_msg("out of memory");
         goto done;
     }
-    if (reference)
-        u2net_ctx_set_kernels(c, U2NET_KERNELS_REFERENCE);
+    u2net_ctx_set_kernels(c, reference ? U2NET_KERNELS_REFERENCE : kernels);
+    if (isa && !reference && strcmp(isa, u2net_ctx_kernels_name(c)) != 0) {
+        die_msg("--isa %s: this CPU runs at most %s", isa, u2net_ctx_kernels_name(c));
+        goto done;
+    }
     fill_pattern(input, (int)h, (int)w);
     for (long i = 0; i < warmup + runs; i++) {
         const double start = now_seconds();
@@ -192,7 +211,7 @@ int cmd_bench(int argc, char **argv)
     for (long p = 0; p < w * h; p++)
         d0_sum += d0[p];
     printf("model=%s size=%ldx%ld threads=%ld kernels=%s arena_mb=%.1f d0_mean=%.6f\n",
-           u2net_model_name(m), w, h, threads, reference ? "reference" : "fast",
+           u2net_model_name(m), w, h, threads, u2net_ctx_kernels_name(c),
            u2net_ctx_arena_bytes(c) / 1e6, d0_sum / (double)(w * h));
     qsort(ms, (size_t)runs, sizeof *ms, compare_doubles);
     printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f\n", quantile(ms, (int)runs, 0.5),
