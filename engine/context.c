@@ -16,9 +16,11 @@ struct u2net_ctx {
     u2net_kernels kernels;
     kernel_isa isa;   /* the fast kernels' instruction set */
     plan plan;        /* valid when plan.ops != NULL */
-    float *arena;     /* plan.arena_floats */
+    float *arena;     /* plan.arena_floats: the stored tensors */
     float *scratch;   /* plan.scratch_floats: the convolution kernels' workspace */
-    float *band;      /* plan.band_floats: a band's input window, then its output */
+    float *band;      /* plan.band_floats: a pipeline's line buffers and windows */
+    float *packed;    /* plan.packed_floats: a pipeline's packed Winograd weights */
+    const float **planes; /* plan.max_cin: a convolution's input planes */
     const float *input;
     int have_output;
 };
@@ -53,6 +55,8 @@ void u2net_ctx_free(u2net_ctx *c)
     free(c->arena);
     free(c->scratch);
     free(c->band);
+    free(c->packed);
+    free(c->planes);
     free(c);
 }
 
@@ -76,7 +80,10 @@ static void free_buffers(u2net_ctx *c)
     free(c->arena);
     free(c->scratch);
     free(c->band);
-    c->arena = c->scratch = c->band = NULL;
+    free(c->packed);
+    free(c->planes);
+    c->arena = c->scratch = c->band = c->packed = NULL;
+    c->planes = NULL;
 }
 
 /* n floats (at least one) on a 64-byte boundary, for the vector kernels. */
@@ -97,7 +104,9 @@ static int replan(u2net_ctx *c, int h, int w, u2net_error *err)
     c->arena = aligned_floats(p->arena_floats);
     c->scratch = aligned_floats(p->scratch_floats);
     c->band = aligned_floats(p->band_floats);
-    if (!c->arena || !c->scratch || !c->band) {
+    c->packed = aligned_floats(p->packed_floats);
+    c->planes = malloc(((size_t)p->max_cin + 1) * sizeof *c->planes);
+    if (!c->arena || !c->scratch || !c->band || !c->packed || !c->planes) {
         set_error(err, U2NET_ENOMEM, "out of memory: a %dx%d run needs %zu MB of activations",
                   h, w, p->arena_floats * sizeof(float) >> 20);
         plan_free(&c->plan);
@@ -114,113 +123,195 @@ static float *at(const u2net_ctx *c, view v)
     return c->arena + c->plan.bufs[v.buf].offset + v.off;
 }
 
-/* The 3x3 convolution of o on a dense input [cin, h, w] into out [cout, h, w]. */
-static void run_conv3x3(u2net_ctx *c, const op *o, const float *in, int h, int w,
-                        const float *res, float *out)
+/* ---- Pipelines (internal.h). A node's line buffer holds rows
+ * [st->base[i], st->done[i]) of its output, channel planes lb_rows*w apart. */
+
+static float *line_buffer(const u2net_ctx *c, const node *n)
 {
-    const conv_params *p = o->conv;
-    if (c->kernels == U2NET_KERNELS_REFERENCE)
-        conv3x3_dilated_ref(in, p->cin, h, w, p->weight, p->bias, p->cout, p->dilation, o->relu,
-                            res, out, c->threads);
-    else if (o->winograd)
-        conv3x3_dilated_winograd(c->isa, in, p->cin, h, w, p->weight, p->bias, p->cout,
-                                 p->dilation, o->relu, res, out, c->scratch, c->threads);
-    else
-        conv3x3_dilated_im2col(in, p->cin, h, w, p->weight, p->bias, p->cout, p->dilation,
-                               o->relu, res, out, c->scratch, c->threads);
+    return c->band + n->lb_off;
 }
 
-/* One band of a banded convolution, as a range of rows. */
-typedef struct {
-    int r0, r1; /* output rows */
-    int lo, n;  /* window rows lo .. lo + n - 1 */
-} band;
-
-/* Channel j of everything between two convolutions of a banded run: window
- * channels j (from up(a)) and ca + j (from x, or pooled from x) of band
- * `next` (into win), and output channel j of band `done` (from bout) into
- * out, plus the residual (which may be out itself). Channel j of out may
- * share memory with channel j of x, never with another channel, and its rows
- * of band `done` lie above every row of x that band `next` reads: so each
- * channel is one task, and one parallel loop does all three. */
-static void band_channel(const u2net_ctx *c, const op *o, int j, float *win, const float *bout,
-                         const band *next, const band *done)
+/* Row y of channel ch of node j's output, in its line buffer. */
+static float *node_row(const u2net_ctx *c, const op *o, const node *n, const pipe_state *st,
+                       int j, int ch, int y)
 {
-    const int h = o->out.h, w = o->out.w, ca = o->up.c;
-    const size_t hw = (size_t)h * w;
-    if (next && j < ca)
-        resize_bilinear_rows(at(c, o->up) + (size_t)j * o->up.h * o->up.w, 1, o->up.h, o->up.w,
-                             win + (size_t)j * next->n * w, h, w, next->lo, next->lo + next->n);
-    if (next && j < o->in.c) {
-        const float *xj = at(c, o->in) + (size_t)j * o->in.h * o->in.w;
-        float *wj = win + (size_t)(ca + j) * next->n * w;
-        if (o->pool_in)
-            maxpool2x2_ceil_rows(xj, 1, o->in.h, o->in.w, wj, next->lo, next->lo + next->n);
+    return line_buffer(c, n) + (size_t)ch * n->lb_rows * o->w + (size_t)(y - st->base[j]) * o->w;
+}
+
+/* The rows [lo, hi) of the SRC_UP and SRC_POOL sources of n, into its
+ * window: one channel a task. */
+static void fill_window(const u2net_ctx *c, const op *o, const node *n, int lo, int hi)
+{
+    const source *up[PIPE_MAX_SOURCES];
+    int first[PIPE_MAX_SOURCES], count = 0, total = 0;
+    for (int s = 0; s < n->nsrc; s++)
+        if (n->src[s].kind == SRC_UP || n->src[s].kind == SRC_POOL)
+            up[count] = &n->src[s], first[count++] = total, total += n->src[s].c;
+    float *win = c->band + n->win_off;
+    const size_t plane = n->win_rows * o->w;
+    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int ch = 0; ch < total; ch++) {
+        int s = 0;
+        while (s + 1 < count && ch >= first[s + 1])
+            s++;
+        const view v = up[s]->v;
+        const float *src = at(c, v) + (size_t)(ch - first[s]) * v.h * v.w;
+        if (up[s]->kind == SRC_UP)
+            resize_bilinear_rows(src, 1, v.h, v.w, win + ch * plane, o->h, o->w, lo, hi);
         else
-            memcpy(wj, xj + (size_t)next->lo * w, (size_t)next->n * w * sizeof(float));
+            maxpool2x2_ceil_rows(src, 1, v.h, v.w, win + ch * plane, lo, hi);
     }
-    if (done && j < o->conv->cout) {
-        const size_t len = (size_t)(done->r1 - done->r0) * w;
-        const float *src = bout + ((size_t)j * done->n + (done->r0 - done->lo)) * w;
-        float *dst = at(c, o->out) + j * hw + (size_t)done->r0 * w;
-        if (o->residual.buf >= 0) {
-            const float *r = at(c, o->residual) + j * hw + (size_t)done->r0 * w;
-            for (size_t i = 0; i < len; i++)
-                dst[i] = src[i] + r[i];
-        } else {
-            memcpy(dst, src, len * sizeof(float));
+}
+
+/* Rows [p, q) of node n's output from its line buffer into its tensor,
+ * pooled when asked (p is even then): one channel a task. */
+static void store_rows(const u2net_ctx *c, const op *o, const node *n, const pipe_state *st,
+                       int j, int p, int q)
+{
+    if (q <= p)
+        return;
+    const view v = n->out;
+    float *dst = at(c, v);
+    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int ch = 0; ch < v.c; ch++) {
+        const float *src = node_row(c, o, n, st, j, ch, p);
+        float *d = dst + (size_t)ch * v.h * v.w;
+        if (n->pool_out)
+            maxpool2x2_ceil_rows(src, 1, q - p, o->w, d + (size_t)(p / 2) * v.w, 0, (q - p + 1) / 2);
+        else
+            memcpy(d + (size_t)p * o->w, src, (size_t)(q - p) * o->w * sizeof(float));
+    }
+}
+
+/* Node j computes its output rows [p, q). */
+static void run_node(u2net_ctx *c, const op *o, int j, const pipe_state *st, int p, int q,
+                     int *packed_done)
+{
+    const node *nodes = &c->plan.nodes[o->first_node], *n = &nodes[j];
+    const conv_params *cv = n->conv;
+    const int w = o->w;
+    int lo, hi;
+    pipe_window(o, n, p, q, &lo, &hi);
+    if (n->win_rows)
+        fill_window(c, o, n, lo, hi);
+    /* the input planes, at row lo */
+    const float **planes = c->planes;
+    int k = 0, in_window = 0;
+    for (int s = 0; s < n->nsrc; s++) {
+        const source *src = &n->src[s];
+        for (int ch = 0; ch < src->c; ch++) {
+            if (src->kind == SRC_VIEW)
+                planes[k++] = at(c, src->v) + (size_t)ch * src->v.h * w + (size_t)lo * w;
+            else if (src->kind == SRC_NODE)
+                planes[k++] = node_row(c, o, &nodes[src->node], st, src->node, ch, lo);
+            else
+                planes[k++] = c->band + n->win_off + (size_t)in_window++ * n->win_rows * w;
         }
     }
+    conv3x3_args a = {planes, cv->cin, hi - lo, p - lo, q - p, w, cv->weight,
+                      n->bias ? cv->bias : NULL, cv->cout, cv->dilation, n->relu,
+                      NULL, 0, NULL, 0};
+    if (n->residual.c && n->residual.kind == SRC_VIEW) {
+        a.residual = at(c, n->residual.v) + (size_t)p * w;
+        a.residual_plane = (size_t)o->h * w;
+    } else if (n->residual.c) {
+        const node *r = &nodes[n->residual.node];
+        a.residual = node_row(c, o, r, st, n->residual.node, 0, p);
+        a.residual_plane = r->lb_rows * w;
+    }
+    if (n->direct) {
+        a.out = at(c, n->out) + (size_t)p * w;
+        a.out_plane = (size_t)o->h * w;
+    } else {
+        a.out = node_row(c, o, n, st, j, 0, p);
+        a.out_plane = n->lb_rows * w;
+    }
+    if (c->kernels == U2NET_KERNELS_REFERENCE) {
+        conv3x3_ref(&a, c->threads);
+    } else if (conv3x3_winograd_worthwhile(cv->cin, cv->cout, q - p, w, cv->dilation)) {
+        float *packed = n->packed ? c->packed + n->packed_off : NULL;
+        if (packed && !packed_done[j]) {
+            conv3x3_winograd_pack(c->isa, cv->weight, cv->cin, cv->cout, packed, c->threads);
+            packed_done[j] = 1;
+        }
+        conv3x3_winograd(c->isa, &a, packed, c->scratch, c->threads);
+    } else {
+        conv3x3_im2col(&a, c->scratch, c->threads);
+    }
 }
 
-/* A banded convolution (internal.h). Band j's window is rows [r0 - 1, r1 + 1)
- * of the convolution's input, clipped to the image: its first and last
- * output rows see zeros for the rows beyond the window and are dropped,
- * except at the image's own edges where zeros are right. */
-static void run_conv3x3_banded(u2net_ctx *c, const op *o)
+/* After a band: each line buffer keeps only the rows still needed (rows
+ * [keep, done) move to its front), and delayed rows are stored. */
+static void end_band(const u2net_ctx *c, const op *o, pipe_state *st, const int *start)
 {
-    const int h = o->out.h;
-    int nch = o->up.c > o->in.c ? o->up.c : o->in.c;
-    nch = nch > o->conv->cout ? nch : o->conv->cout;
-    /* c->band: the window [cin, n, w], then the output [cout, n, w], each
-     * with room for the most rows a band has */
-    float *win = c->band, *bout = c->band + (size_t)o->conv->cin * band_window_rows(o) * o->out.w;
-    band done = {0, 0, 0, 0};
-    for (int r0 = 0;; r0 += o->band_rows) {
-        band next = {r0, r0 + o->band_rows < h ? r0 + o->band_rows : h, r0 > 0 ? r0 - 1 : 0, 0};
-        next.n = (next.r1 < h ? next.r1 + 1 : h) - next.lo;
-        const band *pn = r0 < h ? &next : NULL, *pd = r0 > 0 ? &done : NULL;
-        #pragma omp parallel for num_threads(c->threads) schedule(static)
-        for (int j = 0; j < nch; j++)
-            band_channel(c, o, j, win, bout, pn, pd);
-        if (!pn)
-            break;
-        run_conv3x3(c, o, win, next.n, o->out.w, NULL, bout);
-        done = next;
+    const node *nodes = &c->plan.nodes[o->first_node];
+    int keep[PIPE_MAX_NODES];
+    for (int j = 0; j < o->n_nodes; j++) {
+        if (nodes[j].delayed) {
+            store_rows(c, o, &nodes[j], st, j, st->stored[j], start[j]);
+            st->stored[j] = start[j];
+        }
+        keep[j] = pipe_keep(&c->plan, o, j, st);
     }
+    for (int j = 0; j < o->n_nodes; j++) {
+        const node *n = &nodes[j];
+        if (n->lb_rows && keep[j] > st->base[j] && st->done[j] > keep[j]) {
+            float *lb = line_buffer(c, n);
+            const size_t rows = (size_t)(st->done[j] - keep[j]) * o->w;
+            const size_t from = (size_t)(keep[j] - st->base[j]) * o->w;
+            #pragma omp parallel for num_threads(c->threads) schedule(static)
+            for (int ch = 0; ch < n->conv->cout; ch++)
+                memmove(lb + ch * n->lb_rows * o->w, lb + ch * n->lb_rows * o->w + from,
+                        rows * sizeof(float));
+        }
+        st->base[j] = keep[j];
+    }
+}
+
+static void run_pipeline(u2net_ctx *c, const op *o)
+{
+    const node *nodes = &c->plan.nodes[o->first_node];
+    pipe_state st;
+    memset(&st, 0, sizeof st);
+    int packed_done[PIPE_MAX_NODES] = {0};
+    for (int r0 = 0; r0 < o->h; r0 += o->band_rows) {
+        const int r1 = r0 + o->band_rows < o->h ? r0 + o->band_rows : o->h;
+        int start[PIPE_MAX_NODES];
+        for (int j = 0; j < o->n_nodes; j++) {
+            const node *n = &nodes[j];
+            const int p = st.done[j], q = pipe_node_end(o, n, r1);
+            start[j] = p;
+            if (q <= p)
+                continue;
+            run_node(c, o, j, &st, p, q, packed_done);
+            st.done[j] = q;
+            if (n->stored && !n->direct && !n->delayed)
+                store_rows(c, o, n, &st, j, p, q);
+        }
+        end_band(c, o, &st, start);
+    }
+    for (int j = 0; j < o->n_nodes; j++)
+        if (nodes[j].delayed)
+            store_rows(c, o, &nodes[j], &st, j, st.stored[j], st.done[j]);
 }
 
 static void run_op(u2net_ctx *c, const op *o)
 {
     const int t = c->threads;
-    float *in = at(c, o->in), *out = at(c, o->out);
     switch (o->kind) {
-    case OP_CONV3X3:
-        if (is_banded(o))
-            run_conv3x3_banded(c, o);
-        else
-            run_conv3x3(c, o, in, o->in.h, o->in.w,
-                        o->residual.buf >= 0 ? at(c, o->residual) : NULL, out);
+    case OP_PIPELINE:
+        run_pipeline(c, o);
         break;
     case OP_CONV1X1:
-        conv1x1(in, o->conv->cin, (size_t)o->in.h * o->in.w, o->conv->weight, o->conv->bias,
-                o->conv->cout, out);
+        conv1x1(at(c, o->in), o->conv->cin, (size_t)o->in.h * o->in.w, o->conv->weight,
+                o->conv->bias, o->conv->cout, at(c, o->out));
         break;
     case OP_RESIZE:
-        resize_bilinear(in, o->in.c, o->in.h, o->in.w, out, o->out.h, o->out.w, t);
+        resize_bilinear(at(c, o->in), o->in.c, o->in.h, o->in.w, at(c, o->out), o->out.h,
+                        o->out.w, t);
         break;
     case OP_SIGMOID:
-        sigmoid_inplace(out, (size_t)o->out.c * o->out.h * o->out.w);
+        sigmoid_inplace(at(c, o->out), (size_t)o->out.c * o->out.h * o->out.w);
         break;
     }
 }

@@ -60,36 +60,86 @@ typedef struct {
 
 enum { BUF_INPUT = -1 };  /* the caller's input image */
 
-/* A 3x3 convolution reads `in` itself, or, when banded:
- *   cat(up(up), in): `up` resized bilinearly to in's size, then in; or
- *   maxpool2x2_ceil(in), when pool_in is set;
- * neither of which is stored whole. A banded convolution runs in bands of
- * band_rows output rows, each on a window of its input (its rows, one above
- * and one below) built in the context's band buffer. The output of a
- * cat(up, in) convolution may be in's own buffer: a band is written out only
- * after the next band's window has been read, and no later window reaches
- * back above it. */
-typedef enum { OP_CONV3X3, OP_CONV1X1, OP_RESIZE, OP_SIGMOID } op_kind;
+/* The 3x3 convolutions run in pipelines: a pipeline is a few convolutions
+ * ("nodes") of one output size that run together, band by band of rows
+ * from top to bottom, each node computing the rows its consumers in the
+ * pipeline need next. A node's input is the concatenation of its sources:
+ *   SRC_VIEW  a stored tensor of the node's size, read in place
+ *   SRC_UP    a stored tensor resized bilinearly to the node's size
+ *   SRC_POOL  a stored tensor of twice the size, max-pooled 2x2 (ceil)
+ *   SRC_NODE  an earlier node of the pipeline
+ * so a concatenation, an upsampled or a pooled tensor, or a node's output
+ * exists only a few rows at a time: in a window (the rows of SRC_UP and
+ * SRC_POOL sources a band needs) or in the node's line buffer (the rows of
+ * its output its consumers still need, which move up as the bands go
+ * down). A node's output may also be stored into a tensor (`out`), pooled
+ * to half its size when pool_out is set; when the pipeline reads that
+ * tensor too (a decoder writing over the encoder tensor it reads), each
+ * band is stored only after the next band has been computed ("delayed"),
+ * by which time no read reaches back to it. The residual is added in the
+ * kernel. A plain convolution is a pipeline of one node that runs in one
+ * band and writes straight into its tensor. */
+enum { PIPE_MAX_NODES = 5, PIPE_MAX_SOURCES = 2 };
+
+typedef enum { SRC_VIEW, SRC_UP, SRC_POOL, SRC_NODE } src_kind;
+
+typedef struct {
+    src_kind kind;
+    view v;     /* SRC_VIEW, SRC_UP, SRC_POOL: the stored tensor */
+    int node;   /* SRC_NODE: the node's index in its pipeline */
+    int c;      /* channels; 0 for an absent residual */
+} source;
+
+typedef struct {
+    const conv_params *conv;
+    int relu, bias;             /* bias 0: the convolution without its bias */
+    source src[PIPE_MAX_SOURCES];
+    int nsrc;
+    source residual;            /* SRC_VIEW or SRC_NODE; c = 0 when none */
+    int stored, pool_out;
+    view out;                   /* when stored */
+    /* the schedule (plan.c) */
+    int lead;                   /* rows computed beyond the end of the band */
+    int consumers;              /* nodes of the pipeline that read it */
+    int delayed;
+    int direct;                 /* the kernel writes straight into out */
+    size_t lb_rows, lb_off;     /* line buffer [cout][lb_rows][w] in the band memory */
+    size_t win_rows, win_off;   /* window [SRC_UP and SRC_POOL channels][win_rows][w] */
+    int packed;                 /* Winograd weights packed once per run ... */
+    size_t packed_off;          /* ... at this offset of the packed memory */
+} node;
+
+typedef enum { OP_PIPELINE, OP_CONV1X1, OP_RESIZE, OP_SIGMOID } op_kind;
 
 typedef struct {
     op_kind kind;
-    view up, in, out, residual; /* up.buf and residual.buf are -2 when absent */
-    int pool_in;
-    int band_rows;
-    const conv_params *conv;    /* for the convolutions */
-    int relu;
-    int winograd;               /* 3x3: the fast path is conv3x3_dilated_winograd */
+    view in, out;               /* OP_CONV1X1, OP_RESIZE, OP_SIGMOID */
+    const conv_params *conv;    /* OP_CONV1X1 */
+    int first_node, n_nodes;    /* OP_PIPELINE: plan.nodes[first_node ..] */
+    int h, w, band_rows;        /* OP_PIPELINE: the nodes' size, rows per band */
 } op;
 
-static inline int is_banded(const op *o)
+/* A pipeline's progress between bands (plan.c runs it to size the
+ * buffers, context.c to run the pipeline): node i has computed rows
+ * [0, done[i]), holds rows [base[i], done[i]) in its line buffer, and, when
+ * delayed, has stored rows [0, stored[i]). */
+typedef struct {
+    int done[PIPE_MAX_NODES], base[PIPE_MAX_NODES], stored[PIPE_MAX_NODES];
+} pipe_state;
+
+/* The end of the rows node n computes for the band ending at row r1 (it
+ * starts at done[i]). */
+static inline int pipe_node_end(const op *o, const node *n, int r1)
 {
-    return o->up.buf >= 0 || o->pool_in;
+    return r1 + n->lead < o->h ? r1 + n->lead : o->h;
 }
 
-/* The most rows a band's window of o has: its rows and one each side. */
-static inline int band_window_rows(const op *o)
+/* Input rows [lo, hi) that node n reads to compute rows [p, q). */
+static inline void pipe_window(const op *o, const node *n, int p, int q, int *lo, int *hi)
 {
-    return o->band_rows + 2 < o->out.h ? o->band_rows + 2 : o->out.h;
+    const int d = n->conv->dilation;
+    *lo = p - d > 0 ? p - d : 0;
+    *hi = q + d < o->h ? q + d : o->h;
 }
 
 typedef struct {
@@ -103,17 +153,24 @@ typedef struct {
     int h, w;
     op *ops;
     int n_ops, cap_ops;
+    node *nodes;
+    int n_nodes, cap_nodes;
     buffer *bufs;
     int n_bufs, cap_bufs;
     view outputs;           /* [n_levels + 1, h, w] */
     size_t arena_floats;
     size_t scratch_floats;  /* the 3x3 convolution kernels' workspace, for
                                every thread of the context */
-    size_t band_floats;     /* the largest band window [cin, rows, w] plus
-                               its output [cout, rows, w] */
+    size_t band_floats;     /* line buffers and windows of the largest pipeline */
+    size_t packed_floats;   /* packed Winograd weights of the largest pipeline */
+    int max_cin;            /* input planes of the widest convolution */
 } plan;
 
 int plan_build(plan *p, const u2net_model *m, int h, int w, int threads, u2net_error *err);
+
+/* After a band: the first row node j of pipeline o must keep (for its
+ * consumers' next windows, and its own rows not yet stored). */
+int pipe_keep(const plan *pl, const op *o, int j, const pipe_state *st);
 void plan_free(plan *p);
 
 void set_error(u2net_error *err, int code, const char *fmt, ...)

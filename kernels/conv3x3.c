@@ -8,43 +8,35 @@
 #include <omp.h>
 #endif
 
-void conv3x3_dilated_ref(const float *in, int cin, int h, int w,
-                         const float *weight, const float *bias, int cout,
-                         int dilation, int relu, const float *residual,
-                         float *out, int threads)
+/* Input pixel (c, y, x) of a's window (zero outside it). */
+static float input_at(const conv3x3_args *a, int c, int y, int x)
 {
-    const size_t hw = (size_t)h * w;
+    return y >= 0 && y < a->in_rows && x >= 0 && x < a->w ? a->in[c][(size_t)y * a->w + x] : 0.0f;
+}
+
+void conv3x3_ref(const conv3x3_args *a, int threads)
+{
+    const int h = a->h, w = a->w, d = a->dilation;
     #pragma omp parallel for num_threads(threads) schedule(dynamic)
-    for (int co = 0; co < cout; co++) {
-        float *o = out + co * hw;
-        for (size_t p = 0; p < hw; p++)
-            o[p] = bias[co];
-        for (int ci = 0; ci < cin; ci++) {
-            const float *src = in + ci * hw;
-            const float *k = weight + ((size_t)co * cin + ci) * 9;
-            for (int ky = 0; ky < 3; ky++) {
-                for (int kx = 0; kx < 3; kx++) {
-                    const float kv = k[ky * 3 + kx];
-                    const int dy = (ky - 1) * dilation, dx = (kx - 1) * dilation;
-                    for (int y = 0; y < h; y++) {
-                        const int sy = y + dy;
-                        if (sy < 0 || sy >= h)
-                            continue;
-                        for (int x = 0; x < w; x++) {
-                            const int sx = x + dx;
-                            if (sx >= 0 && sx < w)
-                                o[(size_t)y * w + x] += kv * src[(size_t)sy * w + sx];
-                        }
-                    }
+    for (int co = 0; co < a->cout; co++) {
+        float *o = a->out + co * a->out_plane;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                float s = a->bias ? a->bias[co] : 0.0f;
+                for (int ci = 0; ci < a->cin; ci++) {
+                    const float *k = a->weight + ((size_t)co * a->cin + ci) * 9;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++)
+                            s += k[ky * 3 + kx] *
+                                 input_at(a, ci, y + a->row0 + (ky - 1) * d, x + (kx - 1) * d);
                 }
+                if (a->relu)
+                    s = s > 0.0f ? s : 0.0f;
+                if (a->residual)
+                    s += a->residual[co * a->residual_plane + (size_t)y * w + x];
+                o[(size_t)y * w + x] = s;
             }
-        }
-        if (relu)
-            for (size_t p = 0; p < hw; p++)
-                o[p] = o[p] > 0.0f ? o[p] : 0.0f;
     }
-    if (residual)
-        add_ref(out, residual, out, (size_t)cout * hw);
 }
 
 /* Tiling: the im2col matrix of a tile is K x n with K = 9*cin; n is chosen so
@@ -68,18 +60,17 @@ size_t conv3x3_scratch_floats(int cin)
 }
 
 /* col [9*cin, n]: row (ci*9 + ky*3 + kx) holds, for output pixels
- * p0 .. p0+n-1 (row-major over the h x w plane), the input pixel that tap
- * (ky, kx) of channel ci reads, or 0 outside the image. */
-static void im2col_tile(const float *in, int cin, int h, int w, int dilation,
-                        size_t p0, size_t n, float *col)
+ * p0 .. p0+n-1 (row-major over the h x w output), the input pixel that tap
+ * (ky, kx) of channel ci reads, or 0 outside the window. */
+static void im2col_tile(const conv3x3_args *a, size_t p0, size_t n, float *col)
 {
-    const size_t hw = (size_t)h * w;
-    for (int ci = 0; ci < cin; ci++) {
-        const float *src = in + ci * hw;
+    const int w = a->w;
+    for (int ci = 0; ci < a->cin; ci++) {
+        const float *src = a->in[ci];
         for (int ky = 0; ky < 3; ky++) {
-            const int dy = (ky - 1) * dilation;
+            const int dy = a->row0 + (ky - 1) * a->dilation;
             for (int kx = 0; kx < 3; kx++) {
-                const int dx = (kx - 1) * dilation;
+                const int dx = (kx - 1) * a->dilation;
                 float *row = col + ((size_t)ci * 9 + ky * 3 + kx) * n;
                 size_t p = p0, end = p0 + n;
                 while (p < end) {
@@ -90,7 +81,7 @@ static void im2col_tile(const float *in, int cin, int h, int w, int dilation,
                         run = end - p;
                     float *dst = row + (p - p0);
                     const int sy = y + dy;
-                    if (sy < 0 || sy >= h) {
+                    if (sy < 0 || sy >= a->in_rows) {
                         memset(dst, 0, run * sizeof(float));
                     } else {
                         const float *srow = src + (size_t)sy * w;
@@ -106,14 +97,11 @@ static void im2col_tile(const float *in, int cin, int h, int w, int dilation,
     }
 }
 
-void conv3x3_dilated_im2col(const float *in, int cin, int h, int w,
-                            const float *weight, const float *bias, int cout,
-                            int dilation, int relu, const float *residual,
-                            float *out, float *scratch, int threads)
+void conv3x3_im2col(const conv3x3_args *a, float *scratch, int threads)
 {
-    const size_t hw = (size_t)h * w;
-    const int k = 9 * cin;
-    const size_t tn = tile_cols(cin);
+    const size_t hw = (size_t)a->h * a->w;
+    const int cout = a->cout, k = 9 * a->cin;
+    const size_t tn = tile_cols(a->cin);
     const size_t ntiles = (hw + tn - 1) / tn;
     /* Deep layers have few pixels: split output channels too so every core
      * has work. The split is a function of the shapes alone. */
@@ -122,7 +110,7 @@ void conv3x3_dilated_im2col(const float *in, int cin, int h, int w,
         mblocks *= 2;
     const int mb = (cout + mblocks - 1) / mblocks;
     const long ntasks = (long)ntiles * mblocks;
-    const size_t scratch_per_thread = conv3x3_scratch_floats(cin);
+    const size_t scratch_per_thread = conv3x3_scratch_floats(a->cin);
 
     #pragma omp parallel num_threads(threads)
     {
@@ -139,21 +127,23 @@ void conv3x3_dilated_im2col(const float *in, int cin, int h, int w,
             const int m = cout - m0 < mb ? cout - m0 : mb;
             if (m <= 0)
                 continue;
-            im2col_tile(in, cin, h, w, dilation, p0, n, col);
-            float *o = out + (size_t)m0 * hw + p0;
+            im2col_tile(a, p0, n, col);
+            float *o = a->out + (size_t)m0 * a->out_plane + p0;
             for (int co = 0; co < m; co++) {
-                float *orow = o + co * hw;
+                float *orow = o + co * a->out_plane;
+                const float b = a->bias ? a->bias[m0 + co] : 0.0f;
                 for (size_t i = 0; i < n; i++)
-                    orow[i] = bias[m0 + co];
+                    orow[i] = b;
             }
-            /* out tile [m, n] (row stride hw) += W[m0.., K] x col [K, n] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)n, k,
-                        1.0f, weight + (size_t)m0 * k, k, col, (int)n,
-                        1.0f, o, (int)hw);
+            /* out tile [m, n] (row stride out_plane) += W[m0.., K] x col [K, n] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)n, k, 1.0f,
+                        a->weight + (size_t)m0 * k, k, col, (int)n, 1.0f, o,
+                        (int)a->out_plane);
             for (int co = 0; co < m; co++) {
-                float *orow = o + co * hw;
-                const float *r = residual ? residual + (size_t)(m0 + co) * hw + p0 : NULL;
-                if (relu)
+                float *orow = o + co * a->out_plane;
+                const float *r =
+                    a->residual ? a->residual + (size_t)(m0 + co) * a->residual_plane + p0 : NULL;
+                if (a->relu)
                     for (size_t i = 0; i < n; i++)
                         orow[i] = orow[i] > 0.0f ? orow[i] : 0.0f;
                 if (r)

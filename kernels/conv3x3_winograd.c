@@ -127,23 +127,22 @@ static void lane_columns(int d, int q0, int xq[LANES])
         xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
 }
 
-static void input_group_portable(const float *in, int nch, int h, int w, int d, int oy0, int q0,
-                                 float *v, size_t v_xi, size_t stride)
+static void input_group_portable(const float *const *in, int nch, int in_rows, int w, int d,
+                                 int iy0, int q0, float *v, size_t v_xi, size_t stride)
 {
-    const size_t hw = (size_t)h * w;
     int xq[LANES];
     lane_columns(d, q0, xq);
     for (int c = 0; c < nch; c++) {
-        const float *plane = in + c * hw;
+        const float *plane = in[c];
         float patch[6][6][LANES]; /* [row i][column k][lane]: D */
         float rows[6][6][LANES];  /* [row i][b][lane]: D B */
         float vt[6][6][LANES];    /* [a][b][lane]: B^T D B */
         for (int i = 0; i < 6; i++) {
-            const int y = oy0 + d * (i - 1);
+            const int y = iy0 + d * (i - 1);
             for (int k = 0; k < 6; k++)
                 for (int l = 0; l < LANES; l++) {
                     const int x = xq[l] + d * (k - 1);
-                    const int inside = y >= 0 && y < h && x >= 0 && x < w;
+                    const int inside = y >= 0 && y < in_rows && x >= 0 && x < w;
                     patch[i][k][l] = inside ? plane[(size_t)y * w + x] : 0.0f;
                 }
             input_transform6(&patch[i][0][0], LANES, &rows[i][0][0], LANES);
@@ -157,10 +156,10 @@ static void input_group_portable(const float *in, int nch, int h, int w, int d, 
 }
 
 static void output_group_portable(const float *m, size_t m_xi, size_t stride, int nco,
-                                  const float *bias, int relu, const float *residual, float *out,
-                                  int h, int w, int d, int oy0, int q0, int lanes)
+                                  const float *bias, int relu, const float *residual,
+                                  size_t residual_plane, float *out, size_t out_plane, int h,
+                                  int w, int d, int oy0, int q0, int lanes)
 {
-    const size_t hw = (size_t)h * w;
     int xq[LANES];
     lane_columns(d, q0, xq);
     for (int co = 0; co < nco; co++) {
@@ -174,8 +173,9 @@ static void output_group_portable(const float *m, size_t m_xi, size_t stride, in
             output_transform6(&mt[0][b][0], 6 * LANES, &cols[0][b][0], 6 * LANES);
         for (int i = 0; i < 4; i++)
             output_transform6(&cols[i][0][0], LANES, &pix[i][0][0], LANES);
-        float *oc = out + co * hw;
-        const float *rc = residual ? residual + co * hw : NULL;
+        float *oc = out + co * out_plane;
+        const float *rc = residual ? residual + co * residual_plane : NULL;
+        const float b = bias ? bias[co] : 0.0f;
         for (int i = 0; i < 4; i++) {
             const int y = oy0 + d * i;
             if (y >= h)
@@ -185,7 +185,7 @@ static void output_group_portable(const float *m, size_t m_xi, size_t stride, in
                     const int x = xq[l] + d * j;
                     if (x >= w)
                         continue;
-                    float s = pix[i][j][l] + bias[co];
+                    float s = pix[i][j][l] + b;
                     if (relu)
                         s = s > 0.0f ? s : 0.0f;
                     const size_t at = (size_t)y * w + x;
@@ -195,15 +195,16 @@ static void output_group_portable(const float *m, size_t m_xi, size_t stride, in
     }
 }
 
-static void gemm_portable(const float *u, int npanels, int kc, const float *v, size_t v_xi,
-                          float *m, size_t m_xi, size_t stride, int ntp, int accumulate)
+static void gemm_portable(const float *u, size_t u_xi, int npanels, int kc, const float *v,
+                          size_t v_xi, float *m, size_t m_xi, size_t stride, int ntp,
+                          int accumulate)
 {
     /* 4 output channels x 8 tiles at a time: 32 accumulators, as many as
      * 128-bit vector registers hold */
     enum { RB = 4, NT = 8 };
     for (int xi = 0; xi < 36; xi++)
         for (int p = 0; p < npanels; p++) {
-            const float *panel = u + ((size_t)xi * npanels + p) * kc * MR;
+            const float *panel = u + xi * u_xi + (size_t)p * kc * MR;
             for (int t = 0; t < ntp; t += NT)
                 for (int r0 = 0; r0 < MR; r0 += RB) {
                     float acc[RB][NT]; /* [output channel][tile] */
@@ -337,7 +338,9 @@ typedef struct {
     size_t shared, per_thread;
 } wino_split;
 
-static wino_split split_work(int cin, int cout, int h, int w, int d)
+/* packed: the caller gives all the weights packed (conv3x3_winograd_pack),
+ * so none are packed or kept here. */
+static wino_split split_work(int cin, int cout, int h, int w, int d, int packed)
 {
     wino_split s;
     memset(&s, 0, sizeof s);
@@ -349,7 +352,7 @@ static wino_split split_work(int cin, int cout, int h, int w, int d)
     if (s.by_tiles) {
         const size_t u_all = xi_floats * cin * cout_pad;
         s.co_blk = cout_pad;
-        if (u_all * sizeof(float) > SHARED_BYTES) {
+        if (!packed && u_all * sizeof(float) > SHARED_BYTES) {
             s.co_blk = (int)(SHARED_BYTES / sizeof(float) / (xi_floats * cin)) / MR * MR;
             s.co_blk = s.co_blk < MR ? MR : s.co_blk;
         }
@@ -365,7 +368,7 @@ static wino_split split_work(int cin, int cout, int h, int w, int d)
         s.u_floats = xi_floats * (size_t)cin * s.co_blk;
         s.v_floats = xi_floats * s.v_xi;
         s.m_floats = xi_floats * s.m_xi;
-        s.shared = round16(s.u_floats);
+        s.shared = packed ? 0 : round16(s.u_floats);
         s.per_thread = s.v_floats + s.m_floats;
     } else {
         s.ntp = (int)round16((size_t)T);
@@ -388,7 +391,7 @@ static wino_split split_work(int cin, int cout, int h, int w, int d)
         const int passes = (cin + s.pass_ch - 1) / s.pass_ch;
         s.v_xi = (size_t)s.pass_ch * s.stride + XI_PAD;
         s.m_xi = (size_t)(passes > 1 ? cout_pad : s.co_task) * s.stride + XI_PAD;
-        s.u_floats = xi_floats * s.co_task * CHUNK;
+        s.u_floats = packed ? 0 : xi_floats * s.co_task * CHUNK;
         s.v_floats = xi_floats * s.v_xi;
         s.m_floats = xi_floats * s.m_xi;
         s.shared = s.v_floats + (passes > 1 ? s.m_floats : 0);
@@ -398,23 +401,56 @@ static wino_split split_work(int cin, int cout, int h, int w, int d)
 }
 
 size_t conv3x3_winograd_workspace_floats(int cin, int cout, int h, int w, int dilation,
-                                         int threads)
+                                         int packed, int threads)
 {
-    const wino_split s = split_work(cin, cout, h, w, dilation);
+    const wino_split s = split_work(cin, cout, h, w, dilation, packed);
     return s.shared + (size_t)threads * s.per_thread;
+}
+
+/* All the packed weights: [chunk][36][npanels][kc][MR], chunk k0 at
+ * 36*npanels*MR*k0, the layout of one block of output channels by tiles. */
+size_t conv3x3_winograd_packed_floats(int cin, int cout)
+{
+    return (size_t)36 * cin * round_mr(cout);
+}
+
+/* A panel of one chunk at a time, each written by one task. */
+static void pack_all(const wino_loops *L, const float *weight, int cin, int cout, int co0,
+                     int nco, float *u)
+{
+    const int npanels = (nco + MR - 1) / MR, nchunks = (cin + CHUNK - 1) / CHUNK;
+    #pragma omp for schedule(dynamic)
+    for (int item = 0; item < nchunks * npanels; item++) {
+        const int k0 = item / npanels * CHUNK, p = item % npanels;
+        const int kc = cin - k0 < CHUNK ? cin - k0 : CHUNK;
+        const int pn = nco - p * MR < MR ? nco - p * MR : MR;
+        float *uc = u + (size_t)36 * npanels * MR * k0;
+        L->pack(weight, cin, cout, co0 + p * MR, pn, k0, kc, uc + (size_t)p * kc * MR,
+                (size_t)npanels * kc * MR);
+    }
+}
+
+void conv3x3_winograd_pack(kernel_isa isa, const float *weight, int cin, int cout, float *packed,
+                           int threads)
+{
+    const wino_loops *L = loops_for(isa);
+    #pragma omp parallel num_threads(threads)
+    pack_all(L, weight, cin, cout, 0, cout, packed);
 }
 
 /* ---- Running it. */
 
-/* V for input channels [0, nch) of in, the tiles [t0, t1) (lanes from 0 at
- * t0): every group's 8 lanes, then zeros up to ntp. */
-static void transform_input(const wino_loops *L, const wino_split *s, const float *in, int nch,
-                            int h, int w, long t0, long t1, float *v)
+/* V for input channels [0, nch) of in (planes of a's window), the tiles
+ * [t0, t1) (lanes from 0 at t0): every group's 8 lanes, then zeros up to
+ * ntp. */
+static void transform_input(const wino_loops *L, const wino_split *s, const conv3x3_args *a,
+                            const float *const *in, int nch, long t0, long t1, float *v)
 {
     long written = 0; /* lanes of each V row written so far */
     for (long t = t0; t < t1;) {
         const group g = group_at(&s->geo, t, t1);
-        L->input_group(in, nch, h, w, s->geo.d, g.oy0, g.q0, v + (t - t0), s->v_xi, s->stride);
+        L->input_group(in, nch, a->in_rows, a->w, s->geo.d, g.oy0 + a->row0, g.q0, v + (t - t0),
+                       s->v_xi, s->stride);
         written = t - t0 + LANES;
         t += g.lanes;
     }
@@ -425,14 +461,18 @@ static void transform_input(const wino_loops *L, const wino_split *s, const floa
                        (s->ntp - written) * sizeof(float));
 }
 
-static void transform_output(const wino_loops *L, const wino_split *s, const float *m, int nco,
-                             const float *bias, int relu, const float *residual, float *out,
-                             int h, int w, long t0, long t1)
+/* Output channels co0 .. co0+nco-1 of the tiles [t0, t1) from m. */
+static void transform_output(const wino_loops *L, const wino_split *s, const conv3x3_args *a,
+                             const float *m, int co0, int nco, long t0, long t1)
 {
+    const float *bias = a->bias ? a->bias + co0 : NULL;
+    const float *res = a->residual ? a->residual + co0 * a->residual_plane : NULL;
+    float *out = a->out + co0 * a->out_plane;
     for (long t = t0; t < t1;) {
         const group g = group_at(&s->geo, t, t1);
-        L->output_group(m + (t - t0), s->m_xi, s->stride, nco, bias, relu, residual, out, h, w,
-                        s->geo.d, g.oy0, g.q0, g.lanes);
+        L->output_group(m + (t - t0), s->m_xi, s->stride, nco, bias, a->relu, res,
+                        a->residual_plane, out, a->out_plane, a->h, a->w, s->geo.d, g.oy0, g.q0,
+                        g.lanes);
         t += g.lanes;
     }
 }
@@ -446,14 +486,12 @@ static int thread_num(void)
 #endif
 }
 
-static void run_by_tiles(const wino_loops *L, const wino_split *s, const float *in, int cin,
-                         int h, int w, const float *weight, const float *bias, int cout,
-                         int relu, const float *residual, float *out, float *work, int threads)
+static void run_by_tiles(const wino_loops *L, const wino_split *s, const conv3x3_args *a,
+                         const float *packed, float *work, int threads)
 {
-    const size_t hw = (size_t)h * w;
+    const int cin = a->cin, cout = a->cout;
     const long T = s->geo.ntiles;
-    float *u = work; /* [chunk][36][co_blk / MR][kc][MR] */
-    const int nchunks = (cin + CHUNK - 1) / CHUNK;
+    float *u = work; /* [chunk][36][co_blk / MR][kc][MR], unless packed */
     #pragma omp parallel num_threads(threads)
     {
         float *v = work + s->shared + (size_t)thread_num() * s->per_thread;
@@ -461,16 +499,9 @@ static void run_by_tiles(const wino_loops *L, const wino_split *s, const float *
         for (int co0 = 0; co0 < cout; co0 += s->co_blk) {
             const int nco = cout - co0 < s->co_blk ? cout - co0 : s->co_blk;
             const int npanels = (nco + MR - 1) / MR;
-            /* a panel of one chunk at a time: each is written by one task */
-            #pragma omp for schedule(dynamic)
-            for (int item = 0; item < nchunks * npanels; item++) {
-                const int k0 = item / npanels * CHUNK, p = item % npanels;
-                const int kc = cin - k0 < CHUNK ? cin - k0 : CHUNK;
-                const int pn = nco - p * MR < MR ? nco - p * MR : MR;
-                float *uc = u + (size_t)36 * npanels * MR * k0;
-                L->pack(weight, cin, cout, co0 + p * MR, pn, k0, kc, uc + (size_t)p * kc * MR,
-                        (size_t)npanels * kc * MR);
-            }
+            if (!packed)
+                pack_all(L, a->weight, cin, cout, co0, nco, u);
+            const float *uk = packed ? packed : u;
             #pragma omp for schedule(dynamic)
             for (long b = 0; b < s->nblocks; b++) {
                 const long t0 = b * s->block_n;
@@ -478,26 +509,24 @@ static void run_by_tiles(const wino_loops *L, const wino_split *s, const float *
                 const int ntp = (int)round16((size_t)(t1 - t0));
                 for (int k0 = 0; k0 < cin; k0 += CHUNK) {
                     const int kc = cin - k0 < CHUNK ? cin - k0 : CHUNK;
-                    transform_input(L, s, in + k0 * hw, kc, h, w, t0, t1, v);
-                    L->gemm(u + (size_t)36 * npanels * MR * k0, npanels, kc, v, s->v_xi, m,
-                            s->m_xi, s->stride, ntp, k0 > 0);
+                    transform_input(L, s, a, a->in + k0, kc, t0, t1, v);
+                    L->gemm(uk + (size_t)36 * npanels * MR * k0, (size_t)npanels * kc * MR,
+                            npanels, kc, v, s->v_xi, m, s->m_xi, s->stride, ntp, k0 > 0);
                 }
-                transform_output(L, s, m, nco, bias + co0, relu,
-                                 residual ? residual + co0 * hw : NULL, out + co0 * hw, h, w, t0,
-                                 t1);
+                transform_output(L, s, a, m, co0, nco, t0, t1);
             }
         }
     }
 }
 
-static void run_by_channels(const wino_loops *L, const wino_split *s, const float *in, int cin,
-                            int h, int w, const float *weight, const float *bias, int cout,
-                            int relu, const float *residual, float *out, float *work, int threads)
+static void run_by_channels(const wino_loops *L, const wino_split *s, const conv3x3_args *a,
+                            const float *packed, float *work, int threads)
 {
-    const size_t hw = (size_t)h * w;
+    const int cin = a->cin, cout = a->cout;
     const long T = s->geo.ntiles;
     const int passes = (cin + s->pass_ch - 1) / s->pass_ch;
     const int ntasks = (cout + s->co_task - 1) / s->co_task;
+    const int all_panels = (cout + MR - 1) / MR; /* of packed */
     float *v = work;                   /* [36][pass_ch][stride] */
     float *m_all = work + s->v_floats; /* [36][cout_pad][stride], with passes > 1 */
     #pragma omp parallel num_threads(threads)
@@ -508,8 +537,8 @@ static void run_by_channels(const wino_loops *L, const wino_split *s, const floa
             const int nc = cin - c0 < s->pass_ch ? cin - c0 : s->pass_ch;
             #pragma omp for schedule(dynamic)
             for (int c = 0; c < nc; c += CH_TASK)
-                transform_input(L, s, in + (c0 + c) * hw, nc - c < CH_TASK ? nc - c : CH_TASK, h,
-                                w, 0, T, v + c * s->stride);
+                transform_input(L, s, a, a->in + c0 + c, nc - c < CH_TASK ? nc - c : CH_TASK, 0,
+                                T, v + c * s->stride);
             #pragma omp for schedule(dynamic)
             for (int task = 0; task < ntasks; task++) {
                 const int co0 = task * s->co_task;
@@ -517,35 +546,36 @@ static void run_by_channels(const wino_loops *L, const wino_split *s, const floa
                 const int npanels = (nco + MR - 1) / MR;
                 float *m = passes > 1 ? m_all + co0 * s->stride : m_own;
                 for (int k = 0; k < nc; k += CHUNK) {
-                    const int kc = nc - k < CHUNK ? nc - k : CHUNK;
-                    L->pack(weight, cin, cout, co0, nco, c0 + k, kc, u, (size_t)npanels * kc * MR);
-                    L->gemm(u, npanels, kc, v + k * s->stride, s->v_xi, m, s->m_xi, s->stride,
-                            s->ntp, c0 + k > 0);
+                    const int k0 = c0 + k, kc = nc - k < CHUNK ? nc - k : CHUNK;
+                    const float *uk = u;
+                    size_t u_xi = (size_t)npanels * kc * MR;
+                    if (packed) {
+                        uk = packed + (size_t)36 * all_panels * MR * k0 + (size_t)co0 * kc;
+                        u_xi = (size_t)all_panels * kc * MR;
+                    } else {
+                        L->pack(a->weight, cin, cout, co0, nco, k0, kc, u, u_xi);
+                    }
+                    L->gemm(uk, u_xi, npanels, kc, v + k * s->stride, s->v_xi, m, s->m_xi,
+                            s->stride, s->ntp, k0 > 0);
                 }
                 if (c0 + nc == cin)
-                    transform_output(L, s, m, nco, bias + co0, relu,
-                                     residual ? residual + co0 * hw : NULL, out + co0 * hw, h, w,
-                                     0, T);
+                    transform_output(L, s, a, m, co0, nco, 0, T);
             }
         }
     }
 }
 
-void conv3x3_dilated_winograd(kernel_isa isa, const float *in, int cin, int h, int w,
-                              const float *weight, const float *bias, int cout, int dilation,
-                              int relu, const float *residual, float *out, float *workspace,
-                              int threads)
+void conv3x3_winograd(kernel_isa isa, const conv3x3_args *a, const float *packed,
+                      float *workspace, int threads)
 {
-    if (h <= 0 || w <= 0 || cout <= 0)
+    if (a->h <= 0 || a->w <= 0 || a->cout <= 0)
         return;
     const wino_loops *L = loops_for(isa);
-    const wino_split s = split_work(cin, cout, h, w, dilation);
+    const wino_split s = split_work(a->cin, a->cout, a->h, a->w, a->dilation, packed != NULL);
     if (s.by_tiles)
-        run_by_tiles(L, &s, in, cin, h, w, weight, bias, cout, relu, residual, out, workspace,
-                     threads);
+        run_by_tiles(L, &s, a, packed, workspace, threads);
     else
-        run_by_channels(L, &s, in, cin, h, w, weight, bias, cout, relu, residual, out, workspace,
-                        threads);
+        run_by_channels(L, &s, a, packed, workspace, threads);
 }
 
 /* Measured on U2Net and U2NetP at 320x320 (kernels/README.md): Winograd is

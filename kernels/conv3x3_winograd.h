@@ -48,20 +48,24 @@ enum {
 
 /* The hot loops of one instruction set. */
 typedef struct {
-    /* v = B^T D B for channels 0..nch-1 of in [nch,h,w], the group (oy0, q0) */
-    void (*input_group)(const float *in, int nch, int h, int w, int d, int oy0, int q0,
-                        float *v, size_t v_xi, size_t stride);
-    /* out = act(A^T m A + bias) + residual for out channels 0..nco-1 of out
-     * [nco,h,w] (bias [nco], residual [nco,h,w] or NULL), lanes 0..lanes-1 */
+    /* v = B^T D B for the group (oy0, q0) of channels 0..nch-1 of the
+     * planes in (conv3x3_args, in_rows rows each); patch row i is input
+     * row iy0 + d*(i-1), iy0 = oy0 + row0 */
+    void (*input_group)(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
+                        int q0, float *v, size_t v_xi, size_t stride);
+    /* out = act(A^T m A + bias) + residual for out channels 0..nco-1, lanes
+     * 0..lanes-1 of the group (oy0, q0): out and residual as in
+     * conv3x3_args (h rows), bias [nco] or NULL */
     void (*output_group)(const float *m, size_t m_xi, size_t stride, int nco, const float *bias,
-                         int relu, const float *residual, float *out, int h, int w, int d,
-                         int oy0, int q0, int lanes);
+                         int relu, const float *residual, size_t residual_plane, float *out,
+                         size_t out_plane, int h, int w, int d, int oy0, int q0, int lanes);
     /* m[xi][c][0..ntp) (+)= sum_k u[xi][c/MR][k][c%MR] v[xi][k][0..ntp) for
-     * c < npanels*MR, k < kc <= WINO_CHUNK, ntp a multiple of 16;
-     * accumulate = 0 overwrites m. Every output's sum runs over k in order,
-     * one FMA after the other, in every implementation that has FMA. */
-    void (*gemm)(const float *u, int npanels, int kc, const float *v, size_t v_xi, float *m,
-                 size_t m_xi, size_t stride, int ntp, int accumulate);
+     * c < npanels*MR, k < kc <= WINO_CHUNK, ntp a multiple of 16, with
+     * panel p of plane xi at u + xi*u_xi + p*kc*MR; accumulate = 0
+     * overwrites m. Every output's sum runs over k in order, one FMA after
+     * the other, in every implementation that has FMA. */
+    void (*gemm)(const float *u, size_t u_xi, int npanels, int kc, const float *v, size_t v_xi,
+                 float *m, size_t m_xi, size_t stride, int ntp, int accumulate);
     /* u = the packed weights of weight [cout, cin, 3, 3] for output channels
      * co0 .. co0+nco-1 (rows past nco or cout are zero) and input channels
      * k0 .. k0+kc-1, laid out as above but with xi planes u_xi floats apart
@@ -73,10 +77,11 @@ typedef struct {
 extern const wino_loops wino_loops_avx2, wino_loops_avx512;
 
 /* The AVX2 transforms, which the AVX-512 loops use too. */
-void wino_input_group_avx2(const float *in, int nch, int h, int w, int d, int oy0, int q0,
-                           float *v, size_t v_xi, size_t stride);
+void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
+                           int q0, float *v, size_t v_xi, size_t stride);
 void wino_output_group_avx2(const float *m, size_t m_xi, size_t stride, int nco,
-                            const float *bias, int relu, const float *residual, float *out,
-                            int h, int w, int d, int oy0, int q0, int lanes);
+                            const float *bias, int relu, const float *residual,
+                            size_t residual_plane, float *out, size_t out_plane, int h, int w,
+                            int d, int oy0, int q0, int lanes);
 
 #endif

@@ -99,10 +99,9 @@ static inline void lane_columns(int d, int q0, int xq[8])
         xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
 }
 
-void wino_input_group_avx2(const float *in, int nch, int h, int w, int d, int oy0, int q0,
-                           float *v, size_t v_xi, size_t stride)
+void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
+                           int q0, float *v, size_t v_xi, size_t stride)
 {
-    const size_t hw = (size_t)h * w;
     /* d > 1: input column k of every lane is gathered; col_at[k] holds the
      * lanes' image columns, col_inside[k] which of them are in the image. */
     __m256i col_at[6], col_inside[6];
@@ -116,11 +115,11 @@ void wino_input_group_avx2(const float *in, int nch, int h, int w, int d, int oy
                                             _mm256_cmpgt_epi32(_mm256_set1_epi32(w), x));
     }
     for (int c = 0; c < nch; c++) {
-        const float *plane = in + c * hw;
+        const float *plane = in[c];
         __m256 rows[6][6]; /* [patch row i][b]: B^T applied along each row */
         for (int i = 0; i < 6; i++) {
-            const int y = oy0 + d * (i - 1);
-            if (y < 0 || y >= h) {
+            const int y = iy0 + d * (i - 1);
+            if (y < 0 || y >= in_rows) {
                 for (int b = 0; b < 6; b++)
                     rows[i][b] = _mm256_setzero_ps();
                 continue;
@@ -162,10 +161,10 @@ static inline void interleave_row(const __m256 o[4], __m256 r[4])
 }
 
 void wino_output_group_avx2(const float *m, size_t m_xi, size_t stride, int nco,
-                            const float *bias, int relu, const float *residual, float *out,
-                            int h, int w, int d, int oy0, int q0, int lanes)
+                            const float *bias, int relu, const float *residual,
+                            size_t residual_plane, float *out, size_t out_plane, int h, int w,
+                            int d, int oy0, int q0, int lanes)
 {
-    const size_t hw = (size_t)h * w;
     int xq[8];
     lane_columns(d, q0, xq);
     for (int co = 0; co < nco; co++) {
@@ -177,7 +176,7 @@ void wino_output_group_avx2(const float *m, size_t m_xi, size_t stride, int nco,
                 col[a] = _mm256_loadu_ps(mc + (6 * a + b) * m_xi);
             output_transform6(col, cols[b]);
         }
-        const __m256 bias_v = _mm256_set1_ps(bias[co]);
+        const __m256 bias_v = _mm256_set1_ps(bias ? bias[co] : 0.0f);
         __m256 o[4][4]; /* [i][j]: output pixel (i, j) of every lane */
         for (int i = 0; i < 4; i++) {
             __m256 row[6];
@@ -190,8 +189,8 @@ void wino_output_group_avx2(const float *m, size_t m_xi, size_t stride, int nco,
                     o[i][j] = _mm256_max_ps(o[i][j], _mm256_setzero_ps());
             }
         }
-        float *oc = out + co * hw;
-        const float *rc = residual ? residual + co * hw : NULL;
+        float *oc = out + co * out_plane;
+        const float *rc = residual ? residual + co * residual_plane : NULL;
         if (d == 1) {
             const int x0 = xq[0];
             const int nx = 4 * lanes < w - x0 ? 4 * lanes : w - x0;
@@ -292,14 +291,15 @@ micro_kernel(int nv, int kc, const float *u, const float *v, size_t stride, floa
     store_row(nv, m + 3 * stride, accumulate, c30, c31, c32);
 }
 
-static void gemm_avx2(const float *u, int npanels, int kc, const float *v, size_t v_xi, float *m,
-                      size_t m_xi, size_t stride, int ntp, int accumulate)
+static void gemm_avx2(const float *u, size_t u_xi, int npanels, int kc, const float *v,
+                      size_t v_xi, float *m, size_t m_xi, size_t stride, int ntp,
+                      int accumulate)
 {
     /* Tiles of 24 lanes outside, weight panels inside: the kc x 24 slice of
      * v stays in L1 while the panels stream past it. 32 lanes go as 16 + 16:
      * a pass of 8 has too few accumulators to keep both FMA units busy. */
     for (int xi = 0; xi < 36; xi++) {
-        const float *ux = u + (size_t)xi * npanels * kc * MR;
+        const float *ux = u + xi * u_xi;
         for (int t = 0, nv; t < ntp; t += 8 * nv) {
             const int left = (ntp - t) / 8; /* vectors */
             nv = left == 4 ? 2 : left < 3 ? left : 3;

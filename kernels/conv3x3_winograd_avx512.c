@@ -81,14 +81,15 @@ micro_kernel(int nv, int kc, const float *u, const float *v, size_t stride, floa
     STORE_ROW(7);
 }
 
-static void gemm_avx512(const float *u, int npanels, int kc, const float *v, size_t v_xi,
-                        float *m, size_t m_xi, size_t stride, int ntp, int accumulate)
+static void gemm_avx512(const float *u, size_t u_xi, int npanels, int kc, const float *v,
+                        size_t v_xi, float *m, size_t m_xi, size_t stride, int ntp,
+                        int accumulate)
 {
     /* Tiles of 48 lanes outside, weight panels inside: the kc x 48 slice of
      * v stays in L1 while the panels stream past it; 64 lanes go as
      * 32 + 32 rather than 48 + 16. */
     for (int xi = 0; xi < 36; xi++) {
-        const float *ux = u + (size_t)xi * npanels * kc * MR;
+        const float *ux = u + xi * u_xi;
         for (int t = 0, nv; t < ntp; t += 16 * nv) {
             const int left = (ntp - t) / 16; /* vectors */
             nv = left == 4 ? 2 : left < 3 ? left : 3;

@@ -25,43 +25,60 @@ kernel_isa kernel_isa_best(void);
 kernel_isa kernel_isa_clamp(kernel_isa wanted);
 const char *kernel_isa_name(kernel_isa isa);
 
-/* 3x3 convolution, stride 1, dilation d, zero padding d (output size = input
- * size), with bias, then optionally ReLU, then optionally a residual add:
- *   out[co,y,x] = act(bias[co] + sum_{ci,ky,kx} weight[co,ci,ky,kx] *
- *                      in[ci, y+(ky-1)d, x+(kx-1)d]) + residual[co,y,x]
- * in [cin,h,w], weight [cout,cin,3,3], bias [cout], residual [cout,h,w] or
- * NULL, out [cout,h,w]; out must not alias in or residual. */
-void conv3x3_dilated_ref(const float *in, int cin, int h, int w,
-                         const float *weight, const float *bias, int cout,
-                         int dilation, int relu, const float *residual,
-                         float *out, int threads);
+/* One 3x3 convolution (stride 1, dilation d, zero padding d), with bias,
+ * then optionally ReLU, then optionally a residual add, over a window of
+ * rows of its input:
+ *   out[co][y][x] = act(bias[co] + sum_{ci,ky,kx} weight[co][ci][ky][kx] *
+ *                   in[ci][y + row0 + (ky-1)d][x + (kx-1)d]) + residual[co][y][x]
+ * for 0 <= y < h, 0 <= x < w, where input rows outside 0 .. in_rows-1 and
+ * columns outside 0 .. w-1 read as zero. The input is a list of planes, so
+ * that a convolution reads a concatenation of tensors, or rows of one,
+ * without copying them; with row0 = 0 and in_rows = h it is the plain
+ * convolution of an image. out must not overlap the input or the residual. */
+typedef struct {
+    const float *const *in; /* [cin] planes: row r of channel c at in[c] + r*w */
+    int cin, in_rows, row0;
+    int h, w;               /* the output's rows; the width of everything */
+    const float *weight;    /* [cout][cin][3][3] */
+    const float *bias;      /* [cout], or NULL for none */
+    int cout, dilation, relu;
+    const float *residual;  /* row y of channel c at residual + c*residual_plane
+                               + y*w, or NULL */
+    size_t residual_plane;
+    float *out;             /* row y of channel c at out + c*out_plane + y*w */
+    size_t out_plane;
+} conv3x3_args;
+
+/* The plain reference kernel, written for clarity. */
+void conv3x3_ref(const conv3x3_args *a, int threads);
 
 /* The same convolution as im2col over tiles of output pixels + cblas_sgemm,
  * with bias, ReLU and the residual add fused into the tile's epilogue. The
  * split into tiles depends only on the shapes, never on `threads`, so the
  * result is bit-identical for any thread count. scratch holds
  * threads * conv3x3_scratch_floats(cin) floats. */
-void conv3x3_dilated_im2col(const float *in, int cin, int h, int w,
-                            const float *weight, const float *bias, int cout,
-                            int dilation, int relu, const float *residual,
-                            float *out, float *scratch, int threads);
+void conv3x3_im2col(const conv3x3_args *a, float *scratch, int threads);
 size_t conv3x3_scratch_floats(int cin);
 
 /* The same convolution by Winograd F(4x4, 3x3) (conv3x3_winograd.c; the
  * algorithm is described in kernels/README.md), with the hot loops of `isa`.
  * A dilated convolution is run as a plain one on each of the d*d
  * interleaved sub-grids (y mod d, x mod d). The weights are transformed on
- * every call, so nothing is kept between calls. workspace holds
- * conv3x3_winograd_workspace_floats(cin, cout, h, w, dilation, threads)
- * floats, 64-byte aligned. Same semantics and aliasing rules as
- * conv3x3_dilated_ref; the split of the work depends only on the shapes, so
- * the result is bit-identical for any thread count. */
+ * every call, unless the caller gives them transformed already: packed
+ * holds conv3x3_winograd_packed_floats(cin, cout) floats made by
+ * conv3x3_winograd_pack (with the same isa), worth it for a caller that
+ * runs one layer on several bands of rows; otherwise packed is NULL.
+ * workspace holds conv3x3_winograd_workspace_floats(cin, cout, h, w,
+ * dilation, packed != NULL, threads) floats, 64-byte aligned. The split of
+ * the work depends only on the shapes, so the result is bit-identical for
+ * any thread count. */
 size_t conv3x3_winograd_workspace_floats(int cin, int cout, int h, int w, int dilation,
-                                         int threads);
-void conv3x3_dilated_winograd(kernel_isa isa, const float *in, int cin, int h, int w,
-                              const float *weight, const float *bias, int cout, int dilation,
-                              int relu, const float *residual, float *out, float *workspace,
-                              int threads);
+                                         int packed, int threads);
+size_t conv3x3_winograd_packed_floats(int cin, int cout);
+void conv3x3_winograd_pack(kernel_isa isa, const float *weight, int cin, int cout, float *packed,
+                           int threads);
+void conv3x3_winograd(kernel_isa isa, const conv3x3_args *a, const float *packed,
+                      float *workspace, int threads);
 
 /* 1 when the Winograd kernel is measured faster than conv3x3_dilated_im2col
  * for this layer shape (kernels/README.md has the measurements). */

@@ -59,62 +59,6 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
-static void test_conv3x3(int cin, int cout, int h, int w, int d, int relu, int residual)
-{
-    const size_t hw = (size_t)h * w;
-    float *in = rand_buf((size_t)cin * hw, 1.0f);
-    float *wt = rand_buf((size_t)cout * cin * 9, 1.0f / sqrtf(9.0f * cin));
-    float *b = rand_buf((size_t)cout, 0.5f);
-    float *res = residual ? rand_buf((size_t)cout * hw, 1.0f) : NULL;
-    float *ref = malloc(cout * hw * sizeof(float));
-    float *fast1 = malloc(cout * hw * sizeof(float));
-    float *fast2 = malloc(cout * hw * sizeof(float));
-    float *scratch = malloc(2 * conv3x3_scratch_floats(cin) * sizeof(float));
-    if (!ref || !fast1 || !fast2 || !scratch) {
-        perror("malloc");
-        exit(2);
-    }
-    /* the definition, in double, for the reference kernel */
-    double worst_def = 0;
-    for (int co = 0; co < cout; co += cout > 4 ? cout / 4 : 1)
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                double s = b[co];
-                for (int ci = 0; ci < cin; ci++)
-                    for (int ky = 0; ky < 3; ky++)
-                        for (int kx = 0; kx < 3; kx++) {
-                            const int sy = y + (ky - 1) * d, sx = x + (kx - 1) * d;
-                            if (sy >= 0 && sy < h && sx >= 0 && sx < w)
-                                s += (double)wt[((size_t)co * cin + ci) * 9 + ky * 3 + kx] *
-                                     in[(size_t)ci * hw + (size_t)sy * w + sx];
-                        }
-                if (relu && s < 0)
-                    s = 0;
-                if (res)
-                    s += res[(size_t)co * hw + (size_t)y * w + x];
-                ref[(size_t)co * hw + (size_t)y * w + x] = (float)s;
-            }
-    float *ref_k = malloc(cout * hw * sizeof(float));
-    conv3x3_dilated_ref(in, cin, h, w, wt, b, cout, d, relu, res, ref_k, 2);
-    for (int co = 0; co < cout; co += cout > 4 ? cout / 4 : 1) {
-        const double e = max_abs_diff(ref + co * hw, ref_k + co * hw, hw);
-        if (e > worst_def)
-            worst_def = e;
-    }
-    check(worst_def <= 1e-5, "conv3x3_dilated_ref vs definition cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
-          cin, cout, h, w, d, relu, residual, worst_def);
-    conv3x3_dilated_im2col(in, cin, h, w, wt, b, cout, d, relu, res, fast1, scratch, 1);
-    conv3x3_dilated_im2col(in, cin, h, w, wt, b, cout, d, relu, res, fast2, scratch, 2);
-    const double e = max_abs_diff(fast1, ref_k, cout * hw);
-    check(e <= 1e-5, "conv3x3_dilated_im2col vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
-          cin, cout, h, w, d, relu, residual, e);
-    check(memcmp(fast1, fast2, cout * hw * sizeof(float)) == 0,
-          "conv3x3_dilated_im2col 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d", cin,
-          cout, h, w, d);
-    free(in), free(wt), free(b), free(res), free(ref), free(ref_k), free(fast1), free(fast2);
-    free(scratch);
-}
-
 /* 64-byte aligned floats, as the engine gives the vector kernels. */
 static float *aligned_buf(size_t n)
 {
@@ -126,45 +70,234 @@ static float *aligned_buf(size_t n)
     return p;
 }
 
+/* A random 3x3 convolution problem: in [cin, h, w], its planes, weights,
+ * bias, and residual [cout, h, w] when asked; the arguments for the whole
+ * image into out (planes h*w + 16 apart, so that kernels must use the given
+ * plane stride). */
+typedef struct {
+    float *in, *wt, *b, *res;
+    const float **planes;
+    conv3x3_args a;
+} conv_problem;
+
+static conv_problem make_conv(int cin, int cout, int h, int w, int d, int relu, int residual)
+{
+    const size_t hw = (size_t)h * w;
+    conv_problem p;
+    p.in = rand_buf((size_t)cin * hw, 1.0f);
+    p.wt = rand_buf((size_t)cout * cin * 9, 1.0f / sqrtf(9.0f * cin));
+    p.b = rand_buf((size_t)cout, 0.5f);
+    p.res = residual ? rand_buf((size_t)cout * hw, 1.0f) : NULL;
+    p.planes = malloc((size_t)cin * sizeof *p.planes);
+    if (!p.planes) {
+        perror("malloc");
+        exit(2);
+    }
+    for (int c = 0; c < cin; c++)
+        p.planes[c] = p.in + c * hw;
+    const conv3x3_args a = {p.planes, cin, h, 0, h, w, p.wt, p.b, cout, d, relu,
+                            p.res, hw, NULL, hw + 16};
+    p.a = a;
+    return p;
+}
+
+static void free_conv(conv_problem *p)
+{
+    free(p->in), free(p->wt), free(p->b), free(p->res), free(p->planes);
+}
+
+static size_t out_floats(const conv3x3_args *a)
+{
+    return (size_t)a->cout * a->out_plane;
+}
+
+/* Largest |a - b| over the output pixels of a (its plane stride) and b
+ * (planes h*w apart); NaN counts as the largest. */
+static double out_diff(const conv3x3_args *a, const float *b)
+{
+    const size_t hw = (size_t)a->h * a->w;
+    double m = 0;
+    for (int c = 0; c < a->cout; c++) {
+        const double e = max_abs_diff(a->out + c * a->out_plane, b + c * hw, hw);
+        if (!(e <= m))
+            m = e;
+    }
+    return m;
+}
+
+/* Whether the output pixels of a (in a->out) and of b (laid out as a->out)
+ * are the same bits. */
+static int same_out(const conv3x3_args *a, const float *b)
+{
+    const size_t hw = (size_t)a->h * a->w;
+    for (int c = 0; c < a->cout; c++)
+        if (memcmp(a->out + c * a->out_plane, b + c * a->out_plane, hw * sizeof(float)) != 0)
+            return 0;
+    return 1;
+}
+
+static void test_conv3x3(int cin, int cout, int h, int w, int d, int relu, int residual)
+{
+    const size_t hw = (size_t)h * w;
+    conv_problem p = make_conv(cin, cout, h, w, d, relu, residual);
+    float *ref = malloc(cout * hw * sizeof(float));
+    float *fast1 = malloc(out_floats(&p.a) * sizeof(float));
+    float *fast2 = malloc(out_floats(&p.a) * sizeof(float));
+    float *ref_k = malloc(out_floats(&p.a) * sizeof(float));
+    float *scratch = malloc(2 * conv3x3_scratch_floats(cin) * sizeof(float));
+    if (!ref || !fast1 || !fast2 || !ref_k || !scratch) {
+        perror("malloc");
+        exit(2);
+    }
+    /* the definition, in double, for the reference kernel */
+    for (int co = 0; co < cout; co++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double s = p.b[co];
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            const int sy = y + (ky - 1) * d, sx = x + (kx - 1) * d;
+                            if (sy >= 0 && sy < h && sx >= 0 && sx < w)
+                                s += (double)p.wt[((size_t)co * cin + ci) * 9 + ky * 3 + kx] *
+                                     p.in[(size_t)ci * hw + (size_t)sy * w + sx];
+                        }
+                if (relu && s < 0)
+                    s = 0;
+                if (p.res)
+                    s += p.res[(size_t)co * hw + (size_t)y * w + x];
+                ref[(size_t)co * hw + (size_t)y * w + x] = (float)s;
+            }
+    conv3x3_args a = p.a;
+    a.out = ref_k;
+    conv3x3_ref(&a, 2);
+    const double worst_def = out_diff(&a, ref);
+    check(worst_def <= 1e-5,
+          "conv3x3_ref vs definition cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g", cin, cout, h,
+          w, d, relu, residual, worst_def);
+    a.out = fast1;
+    conv3x3_im2col(&a, scratch, 1);
+    const double e = out_diff(&a, ref);
+    a.out = fast2;
+    conv3x3_im2col(&a, scratch, 2);
+    check(e <= 1e-5, "conv3x3_im2col vs definition cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+          cin, cout, h, w, d, relu, residual, e);
+    check(same_out(&a, fast1),
+          "conv3x3_im2col 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d", cin, cout, h,
+          w, d);
+    free(ref), free(ref_k), free(fast1), free(fast2), free(scratch);
+    free_conv(&p);
+}
+
 /* The Winograd kernel against the reference kernel with each of its hot
- * loops this CPU can run (portable, AVX2, AVX-512), on 1 and 2 threads. The
- * error is taken relative to the output's largest magnitude. */
+ * loops this CPU can run (portable, AVX2, AVX-512), on 1 and 2 threads,
+ * with the weights packed inside and given packed. The error is taken
+ * relative to the output's largest magnitude. */
 static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int relu, int residual)
 {
-    const size_t hw = (size_t)h * w, n = (size_t)cout * hw;
-    float *in = rand_buf((size_t)cin * hw, 1.0f);
-    float *wt = rand_buf((size_t)cout * cin * 9, 1.0f / sqrtf(9.0f * cin));
-    float *b = rand_buf((size_t)cout, 0.5f);
-    float *res = residual ? rand_buf(n, 1.0f) : NULL;
-    float *ref = malloc(n * sizeof(float));
-    float *fast1 = malloc(n * sizeof(float));
-    float *fast2 = malloc(n * sizeof(float));
-    float *work = aligned_buf(conv3x3_winograd_workspace_floats(cin, cout, h, w, d, 2));
+    const size_t hw = (size_t)h * w;
+    conv_problem p = make_conv(cin, cout, h, w, d, relu, residual);
+    float *ref = malloc(cout * hw * sizeof(float));
+    float *fast1 = malloc(out_floats(&p.a) * sizeof(float));
+    float *fast2 = malloc(out_floats(&p.a) * sizeof(float));
+    float *work = aligned_buf(conv3x3_winograd_workspace_floats(cin, cout, h, w, d, 0, 2));
+    float *packed = aligned_buf(conv3x3_winograd_packed_floats(cin, cout));
     if (!ref || !fast1 || !fast2) {
         perror("malloc");
         exit(2);
     }
-    conv3x3_dilated_ref(in, cin, h, w, wt, b, cout, d, relu, res, ref, 2);
+    conv3x3_args a = p.a;
+    a.out = ref, a.out_plane = hw;
+    conv3x3_ref(&a, 2);
     double magnitude = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < (size_t)cout * hw; i++)
         if (fabs(ref[i]) > magnitude)
             magnitude = fabs(ref[i]);
     if (magnitude == 0)
         magnitude = 1;
+    a = p.a;
     for (kernel_isa isa = KERNEL_ISA_PORTABLE; isa <= kernel_isa_best(); isa++) {
         const char *name = kernel_isa_name(isa);
-        memset(fast1, 0xff, n * sizeof(float)); /* NaN: a pixel left unwritten fails */
-        conv3x3_dilated_winograd(isa, in, cin, h, w, wt, b, cout, d, relu, res, fast1, work, 1);
-        conv3x3_dilated_winograd(isa, in, cin, h, w, wt, b, cout, d, relu, res, fast2, work, 2);
-        const double e = max_abs_diff(fast1, ref, n) / magnitude;
-        check(e <= 1e-5,
-              "conv3x3_dilated_winograd/%s vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
-              name, cin, cout, h, w, d, relu, residual, e);
-        check(memcmp(fast1, fast2, n * sizeof(float)) == 0,
-              "conv3x3_dilated_winograd/%s 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d",
-              name, cin, cout, h, w, d);
+        conv3x3_winograd_pack(isa, p.wt, cin, cout, packed, 2);
+        for (int given = 0; given <= 1; given++) {
+            const float *pk = given ? packed : NULL;
+            memset(fast1, 0xff, out_floats(&a) * sizeof(float)); /* NaN: unwritten fails */
+            a.out = fast1;
+            conv3x3_winograd(isa, &a, pk, work, 1);
+            const double e = out_diff(&a, ref) / magnitude;
+            a.out = fast2;
+            conv3x3_winograd(isa, &a, pk, work, 2);
+            check(e <= 1e-5,
+                  "conv3x3_winograd/%s%s vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+                  name, given ? " packed" : "", cin, cout, h, w, d, relu, residual, e);
+            check(same_out(&a, fast1),
+                  "conv3x3_winograd/%s%s 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d",
+                  name, given ? " packed" : "", cin, cout, h, w, d);
+        }
     }
-    free(in), free(wt), free(b), free(res), free(ref), free(fast1), free(fast2), free(work);
+    free(ref), free(fast1), free(fast2), free(work), free(packed);
+    free_conv(&p);
+}
+
+/* Every kernel on a window of rows: output rows y0 .. y0+n-1 of the image
+ * from input rows lo .. hi-1 only (lo <= y0 - d, hi >= y0 + n + d, clipped
+ * to the image), written into planes with a stride of their own, against
+ * those rows of the reference kernel's output for the whole image: the
+ * same bits from the reference kernel, within 1e-5 of the output's
+ * magnitude from the others (whose blocks of pixels and Winograd tiles fall
+ * differently on a window). */
+static void test_conv3x3_window(int cin, int cout, int h, int w, int d, int y0, int n)
+{
+    const size_t hw = (size_t)h * w;
+    conv_problem p = make_conv(cin, cout, h, w, d, 1, 1);
+    const int lo = y0 - d > 0 ? y0 - d : 0, hi = y0 + n + d < h ? y0 + n + d : h;
+    const float **win = malloc((size_t)cin * sizeof *win);
+    float *whole = malloc(out_floats(&p.a) * sizeof(float));
+    const size_t band_plane = (size_t)n * w + 8;
+    float *band = malloc((size_t)cout * band_plane * sizeof(float));
+    float *work = aligned_buf(conv3x3_winograd_workspace_floats(cin, cout, n, w, d, 0, 2));
+    float *scratch = malloc(2 * conv3x3_scratch_floats(cin) * sizeof(float));
+    if (!win || !whole || !band || !scratch) {
+        perror("malloc");
+        exit(2);
+    }
+    conv3x3_args a = p.a;
+    a.out = whole;
+    conv3x3_ref(&a, 2);
+    double magnitude = 0;
+    for (int c = 0; c < cout; c++)
+        for (size_t i = 0; i < hw; i++)
+            if (fabs(whole[c * a.out_plane + i]) > magnitude)
+                magnitude = fabs(whole[c * a.out_plane + i]);
+    for (int c = 0; c < cin; c++)
+        win[c] = p.in + c * hw + (size_t)lo * w;
+    conv3x3_args wa = p.a; /* the window */
+    wa.in = win, wa.in_rows = hi - lo, wa.row0 = y0 - lo, wa.h = n;
+    wa.residual = p.res + (size_t)y0 * w;
+    wa.out = band, wa.out_plane = band_plane;
+    for (int k = 0; k < 3 + (int)kernel_isa_best(); k++) {
+        const char *name = k == 0 ? "ref" : k == 1 ? "im2col" : kernel_isa_name((kernel_isa)(k - 2));
+        memset(band, 0xff, (size_t)cout * band_plane * sizeof(float));
+        if (k == 0)
+            conv3x3_ref(&wa, 2);
+        else if (k == 1)
+            conv3x3_im2col(&wa, scratch, 2);
+        else
+            conv3x3_winograd((kernel_isa)(k - 2), &wa, NULL, work, 2);
+        double e = 0;
+        for (int c = 0; c < cout; c++) {
+            const double ec = max_abs_diff(band + c * band_plane,
+                                           whole + c * a.out_plane + (size_t)y0 * w, (size_t)n * w);
+            if (!(ec <= e))
+                e = ec;
+        }
+        e /= magnitude > 0 ? magnitude : 1;
+        check(k == 0 ? e == 0 : e <= 1e-5,
+              "conv3x3 window %s cin=%d cout=%d %dx%d d=%d rows %d..%d of %d..%d: %.2g", name, cin,
+              cout, h, w, d, y0, y0 + n - 1, lo, hi - 1, e);
+    }
+    free(win), free(whole), free(band), free(work), free(scratch);
+    free_conv(&p);
 }
 
 static void test_maxpool(int c, int h, int w)
@@ -319,6 +452,11 @@ int main(void)
     test_conv3x3_winograd(7, 6, 23, 29, 3, 1, 1);     /* dilations that do not divide 8 */
     test_conv3x3_winograd(7, 6, 23, 29, 5, 0, 1);
     test_conv3x3_winograd(4, 4, 9, 40, 16, 1, 0);     /* more sub-grid columns than lanes */
+    test_conv3x3_window(5, 7, 23, 29, 1, 0, 8);       /* top band */
+    test_conv3x3_window(5, 7, 23, 29, 1, 8, 8);       /* inner band */
+    test_conv3x3_window(5, 7, 23, 29, 1, 16, 7);      /* bottom band */
+    test_conv3x3_window(16, 9, 40, 37, 2, 12, 4);     /* dilated */
+    test_conv3x3_window(64, 16, 200, 64, 1, 100, 24); /* Winograd by tiles */
     check(conv3x3_winograd_worthwhile(64, 16, 320, 320, 1) &&
               conv3x3_winograd_worthwhile(512, 256, 20, 20, 8) &&
               !conv3x3_winograd_worthwhile(256, 256, 10, 10, 8),
