@@ -10,7 +10,7 @@
  *                              kernels and the choice of
  *                              conv3x3_winograd_worthwhile; totals per network
  *   options: --reps N (timing: best of N, default 5), --threads N (layers,
- *   default 2), --portable (Winograd's portable loops), --size S (network
+ *   default 2), --isa portable|avx2|avx512 (Winograd's loops), --size S (network
  *   input size for accuracy/layers, default 320)
  *
  * Inputs are U(-1, 1), weights N(0, 1/(9 cin)), biases U(-0.5, 0.5). */
@@ -154,6 +154,7 @@ static void *xmalloc(size_t bytes)
 typedef struct {
     layer l;
     float *in, *weight, *bias, *out, *scratch_im2col, *work_winograd;
+    const float **planes; /* [cin] planes of in */
 } problem;
 
 enum { MAX_THREADS = 2 };
@@ -167,8 +168,11 @@ static problem make_problem(layer l)
     p.bias = xmalloc((size_t)l.cout * sizeof(float));
     p.out = xmalloc((size_t)l.cout * hw * sizeof(float));
     p.scratch_im2col = xmalloc(MAX_THREADS * conv3x3_scratch_floats(l.cin) * sizeof(float));
+    p.planes = xmalloc((size_t)l.cin * sizeof *p.planes);
+    for (int c = 0; c < l.cin; c++)
+        p.planes[c] = p.in + c * hw;
     if (posix_memalign((void **)&p.work_winograd, 64,
-                       conv3x3_winograd_workspace_floats(l.cin, l.cout, l.h, l.w, l.d,
+                       conv3x3_winograd_workspace_floats(l.cin, l.cout, l.h, l.w, l.d, 0,
                                                          MAX_THREADS) * sizeof(float)) != 0) {
         fprintf(stderr, "bench_conv: out of memory\n");
         exit(2);
@@ -186,7 +190,7 @@ static problem make_problem(layer l)
 static void free_problem(problem *p)
 {
     free(p->in), free(p->weight), free(p->bias), free(p->out);
-    free(p->scratch_im2col), free(p->work_winograd);
+    free(p->scratch_im2col), free(p->work_winograd), free(p->planes);
 }
 
 enum kernel { IM2COL, WINOGRAD };
@@ -197,12 +201,13 @@ static kernel_isa isa;
 static void run(problem *p, enum kernel k, int threads)
 {
     const layer *l = &p->l;
+    const size_t hw = (size_t)l->h * l->w;
+    const conv3x3_args a = {p->planes, l->cin, l->h, 0, l->h, l->w, p->weight, p->bias,
+                            l->cout, l->d, 1, NULL, 0, p->out, hw};
     if (k == IM2COL)
-        conv3x3_dilated_im2col(p->in, l->cin, l->h, l->w, p->weight, p->bias, l->cout, l->d, 1,
-                               NULL, p->out, p->scratch_im2col, threads);
+        conv3x3_im2col(&a, p->scratch_im2col, threads);
     else
-        conv3x3_dilated_winograd(isa, p->in, l->cin, l->h, l->w, p->weight, p->bias, l->cout,
-                                 l->d, 1, NULL, p->out, p->work_winograd, threads);
+        conv3x3_winograd(isa, &a, NULL, p->work_winograd, threads);
 }
 
 static double now(void)
