@@ -257,7 +257,7 @@ static void pack_portable(const float *weight, int cin, int cout, int co0, int n
 }
 
 static const wino_loops portable_loops = {
-    input_group_portable, output_group_portable, gemm_portable, pack_portable,
+    input_group_portable, output_group_portable, gemm_portable, pack_portable, NULL, NULL, 0,
 };
 
 static const wino_loops *loops_for(kernel_isa isa)
@@ -301,14 +301,15 @@ typedef struct {
     int oy0, q0, lanes; /* as in conv3x3_winograd.h */
 } group;
 
-/* The group that starts at tile number `tile` and ends at `end` at the latest. */
-static group group_at(const tiling *t, long tile, long end)
+/* The group of at most max_lanes tiles that starts at tile number `tile`
+ * and ends at `end` at the latest. */
+static group group_at(const tiling *t, long tile, long end, int max_lanes)
 {
     long row = tile / t->row_tiles;
     const int q0 = (int)(tile % t->row_tiles);
     long lanes = t->row_tiles - q0;
-    if (lanes > LANES)
-        lanes = LANES;
+    if (lanes > max_lanes)
+        lanes = max_lanes;
     if (lanes > end - tile)
         lanes = end - tile;
     int ry = 0;
@@ -446,12 +447,15 @@ void conv3x3_winograd_pack(kernel_isa isa, const float *weight, int cin, int cou
 static void transform_input(const wino_loops *L, const wino_split *s, const conv3x3_args *a,
                             const float *const *in, int nch, long t0, long t1, float *v)
 {
+    const int max_lanes = L->wide_lanes ? L->wide_lanes : LANES;
     long written = 0; /* lanes of each V row written so far */
     for (long t = t0; t < t1;) {
-        const group g = group_at(&s->geo, t, t1);
-        L->input_group(in, nch, a->in_rows, a->w, s->geo.d, g.oy0 + a->row0, g.q0, v + (t - t0),
-                       s->v_xi, s->stride);
-        written = t - t0 + LANES;
+        const group g = group_at(&s->geo, t, t1, max_lanes);
+        const int wide = g.lanes > LANES;
+        (wide ? L->input_group_wide : L->input_group)(in, nch, a->in_rows, a->w, s->geo.d,
+                                                      g.oy0 + a->row0, g.q0, v + (t - t0),
+                                                      s->v_xi, s->stride);
+        written = t - t0 + (wide ? max_lanes : LANES);
         t += g.lanes;
     }
     if (written < s->ntp)
@@ -468,11 +472,12 @@ static void transform_output(const wino_loops *L, const wino_split *s, const con
     const float *bias = a->bias ? a->bias + co0 : NULL;
     const float *res = a->residual ? a->residual + co0 * a->residual_plane : NULL;
     float *out = a->out + co0 * a->out_plane;
+    const int max_lanes = L->wide_lanes ? L->wide_lanes : LANES;
     for (long t = t0; t < t1;) {
-        const group g = group_at(&s->geo, t, t1);
-        L->output_group(m + (t - t0), s->m_xi, s->stride, nco, bias, a->relu, res,
-                        a->residual_plane, out, a->out_plane, a->h, a->w, s->geo.d, g.oy0, g.q0,
-                        g.lanes);
+        const group g = group_at(&s->geo, t, t1, max_lanes);
+        (g.lanes > LANES ? L->output_group_wide : L->output_group)(
+            m + (t - t0), s->m_xi, s->stride, nco, bias, a->relu, res, a->residual_plane, out,
+            a->out_plane, a->h, a->w, s->geo.d, g.oy0, g.q0, g.lanes);
         t += g.lanes;
     }
 }

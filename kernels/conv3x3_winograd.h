@@ -7,8 +7,9 @@
  * pixels (ry + d*sy, rx + d*sx); its tile (ty, tx) the 4x4 outputs
  * sy = 4ty.., sx = 4tx... A tile row is every tile (rx, tx) of one (ry, ty),
  * numbered q = tx*d + rx (so with d > 1 the tiles of neighbouring sub-grids
- * sit side by side in memory order). A group is up to 8 consecutive tiles
- * q0.. of one tile row, one per vector lane: lane l is tile q = q0 + l, whose
+ * sit side by side in memory order). A group is up to 8 (or, with wider
+ * vectors, 16) consecutive tiles q0.. of one tile row, one per vector lane:
+ * lane l is tile q = q0 + l, whose
  * output pixel (i, j), i, j < 4, lies at row oy0 + d*i, column xq + d*j, and
  * input patch pixel (i, k), i, k < 6, at row oy0 + d*(i-1), column
  * xq + d*(k-1), with oy0 = ry + 4d*ty and xq = q%d + 4d*(q/d); pixels outside
@@ -21,9 +22,9 @@
  *   M  element (xi, out channel c, tile t) at xi*m_xi + c*stride + t: the
  *      products, before A^T . A
  * with xi = 6a + b for element (a, b) of the 6x6 transform. A group's
- * functions get v or m offset to its first tile; they write all 8 lanes
- * (the ones past `lanes` hold finite filler that a later group overwrites or
- * the GEMM's results ignore).
+ * functions get v or m offset to its first tile; the input transform writes
+ * all its vector's lanes (the ones past `lanes` hold finite filler that a
+ * later group overwrites or the GEMM's results ignore).
  *
  * Packed weights U = G g G^T of the input channels k0 .. k0+kc-1 and the
  * output channels co0 .. co0+nco-1, in panels of WINO_MR output channels:
@@ -72,6 +73,16 @@ typedef struct {
      * (npanels*kc*MR when u holds the whole piece) */
     void (*pack)(const float *weight, int cin, int cout, int co0, int nco, int k0, int kc,
                  float *u, size_t u_xi);
+    /* input_group and output_group for groups of up to wide_lanes tiles,
+     * more than WINO_LANES, or NULL and 0: the driver takes them for the
+     * groups that have more than WINO_LANES tiles */
+    void (*input_group_wide)(const float *const *in, int nch, int in_rows, int w, int d,
+                             int iy0, int q0, float *v, size_t v_xi, size_t stride);
+    void (*output_group_wide)(const float *m, size_t m_xi, size_t stride, int nco,
+                              const float *bias, int relu, const float *residual,
+                              size_t residual_plane, float *out, size_t out_plane, int h, int w,
+                              int d, int oy0, int q0, int lanes);
+    int wide_lanes;
 } wino_loops;
 
 extern const wino_loops wino_loops_avx2, wino_loops_avx512;

@@ -99,6 +99,23 @@ static inline void lane_columns(int d, int q0, int xq[8])
         xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
 }
 
+/* The next channel's patch rows, columns x0-1 .. x0+32, into L1 while this
+ * channel is transformed: the channels' planes lie far apart, so the
+ * hardware does not see them coming. */
+static inline void prefetch_patch(const float *plane, int in_rows, int w, int iy0, int x0)
+{
+    const int x_lo = x0 > 0 ? x0 - 1 : 0, x_hi = x0 + 32 < w ? x0 + 32 : w - 1;
+    for (int i = 0; i < 6; i++) {
+        const int y = iy0 + i - 1;
+        if (y < 0 || y >= in_rows)
+            continue;
+        const char *row = (const char *)(plane + (size_t)y * w);
+        for (int x = 4 * x_lo; x < 4 * x_hi; x += 64) /* every line, and the last */
+            _mm_prefetch(row + x, _MM_HINT_T0);
+        _mm_prefetch(row + 4 * x_hi, _MM_HINT_T0);
+    }
+}
+
 void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
                            int q0, float *v, size_t v_xi, size_t stride)
 {
@@ -116,6 +133,8 @@ void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, 
     }
     for (int c = 0; c < nch; c++) {
         const float *plane = in[c];
+        if (d == 1 && c + 1 < nch)
+            prefetch_patch(in[c + 1], in_rows, w, iy0, xq[0]);
         __m256 rows[6][6]; /* [patch row i][b]: B^T applied along each row */
         for (int i = 0; i < 6; i++) {
             const int y = iy0 + d * (i - 1);
@@ -361,7 +380,7 @@ static void pack_avx2(const float *weight, int cin, int cout, int co0, int nco, 
 }
 
 const wino_loops wino_loops_avx2 = {
-    wino_input_group_avx2, wino_output_group_avx2, gemm_avx2, pack_avx2,
+    wino_input_group_avx2, wino_output_group_avx2, gemm_avx2, pack_avx2, NULL, NULL, 0,
 };
 
 #endif
