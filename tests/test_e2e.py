@@ -188,10 +188,10 @@ def test_torch_vs_converted_and_engine():
 
 
 def test_band_edges_vs_torch():
-    """271x320: the full-resolution convolutions over cat(up(a), b) run in
-    bands of 30 rows (U2NetP's stage1d input convolution), so the last band
-    has a single row; U2Net's stage2d writes its 64 channels over the 128 of
-    hx2 it reads, band by band."""
+    """271x320: the pipelines run in bands of a few rows (4 to 36 at this
+    width), so their last bands are short and of odd height, and pooling an
+    odd height takes a single row at the bottom; U2Net's stage2d writes its
+    64 channels over the 128 of hx2 it reads, band by band."""
     testlib.need_torch()
     _need_engine()
     for kind in MG.MODELS:
@@ -199,6 +199,66 @@ def test_band_edges_vs_torch():
         ref = MG.reference_outputs(kind, x)
         got = testlib.run_tensor(random_model_file(kind), x, threads=THREADS)
         compare7(got, ref, TOL, "%s 271x320 engine vs torch" % kind)
+
+
+# Two stage tables of other shapes (kind, L, in, mid, out, role), 3 levels
+# and 4 outputs: the first puts an RSU-L of height 2 at the top and an RSU-F
+# as the last decoder, so the engine stores the top level's tensors whole;
+# the second has RSU-L blocks of height 3 or more at the top (their largest
+# tensors recomputed by bands, as in U2Net) with a last decoder wider than
+# the first encoder, whose hx1 then cannot take the first encoder's buffer.
+OTHER_STAGES = {
+    "top stored": [(1, 2, 3, 8, 16, 0), (2, 3, 16, 8, 16, 0), (1, 3, 16, 8, 24, 0),
+                   (1, 3, 40, 8, 16, 1), (2, 3, 32, 8, 16, 1)],
+    "top by bands": [(1, 4, 3, 6, 16, 0), (2, 2, 16, 8, 16, 0), (1, 3, 16, 8, 16, 0),
+                     (1, 3, 32, 8, 16, 1), (1, 3, 32, 10, 16, 1)],
+}
+
+
+def _other_model_file(label, stages):
+    """A .u2nc of random weights for `stages`, folded and written by the format module."""
+    import u2net_format as fmt
+
+    def make(tmp):
+        sd = RW.random_state_dict(stages, 7)
+        tensors = []
+        for prefix, _ci, _co, _k, _d in fmt.conv_list(stages):
+            if prefix.startswith("stage"):
+                g = lambda f: sd[prefix + f]  # noqa: E731
+                w, b = fmt.fold_bn(g(".conv_s1.weight"), g(".conv_s1.bias"), g(".bn_s1.weight"),
+                                   g(".bn_s1.bias"), g(".bn_s1.running_mean"),
+                                   g(".bn_s1.running_var"))
+            else:
+                w, b = sd[prefix + ".weight"], sd[prefix + ".bias"]
+            tensors += [(prefix + ".weight", np.asarray(w, np.float32)),
+                        (prefix + ".bias", np.asarray(b, np.float32))]
+        fmt.write_model(tmp, "custom", stages, tensors)
+    return _make_once("other_%s.u2nc" % label.replace(" ", "_"), make)
+
+
+def test_other_stage_tables_vs_torch():
+    """Networks the stage table describes besides U2Net and U2NetP, against
+    the generic PyTorch reference, on sizes that pool unevenly."""
+    testlib.need_torch()
+    _need_engine()
+    import u2net_ref as R
+    for label, stages in OTHER_STAGES.items():
+        model = R.build(stages)
+        R.load_state_dict(model, RW.random_state_dict(stages, 7), strict=True)
+        path = _other_model_file(label, stages)
+        for h, w in ((45, 38), (64, 50)):
+            x = RW.random_input(h, w, 5)
+            ref = R.run(model, x)
+            d = testlib.workdir("other")
+            try:
+                inp, out = os.path.join(d, "in.f32"), os.path.join(d, "out.f32")
+                np.ascontiguousarray(x, "<f4").tofile(inp)
+                testlib.run([testlib.U2NET, "tensor", "-m", path, "-i", inp, "--height", str(h),
+                             "--width", str(w), "-o", out, "--sides", "--threads", str(THREADS)])
+                got = np.fromfile(out, "<f4").reshape(ref.shape)
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+            testlib.assert_close(got, ref, TOL, "%s %dx%d engine vs torch" % (label, h, w))
 
 
 def _checkpoint_vs_golden(kind, formats):
