@@ -163,24 +163,18 @@ static void fill_window(const u2net_ctx *c, const op *o, const node *n, int lo, 
     }
 }
 
-/* Rows [p, q) of node n's output from its line buffer into its tensor,
- * pooled when asked (p is even then): one channel a task. */
-static void store_rows(const u2net_ctx *c, const op *o, const node *n, const pipe_state *st,
-                       int j, int p, int q)
+/* Rows [p, q) of channel ch of node n's output from its line buffer into
+ * its tensor, pooled when asked (p is even then). */
+static void store_channel(const u2net_ctx *c, const op *o, const node *n, const pipe_state *st,
+                          int j, int ch, int p, int q)
 {
-    if (q <= p)
-        return;
     const view v = n->out;
-    float *dst = at(c, v);
-    #pragma omp parallel for num_threads(c->threads) schedule(static)
-    for (int ch = 0; ch < v.c; ch++) {
-        const float *src = node_row(c, o, n, st, j, ch, p);
-        float *d = dst + (size_t)ch * v.h * v.w;
-        if (n->pool_out)
-            maxpool2x2_ceil_rows(src, 1, q - p, o->w, d + (size_t)(p / 2) * v.w, 0, (q - p + 1) / 2);
-        else
-            memcpy(d + (size_t)p * o->w, src, (size_t)(q - p) * o->w * sizeof(float));
-    }
+    const float *src = node_row(c, o, n, st, j, ch, p);
+    float *d = at(c, v) + (size_t)ch * v.h * v.w;
+    if (n->pool_out)
+        maxpool2x2_ceil_rows(src, 1, q - p, o->w, d + (size_t)(p / 2) * v.w, 0, (q - p + 1) / 2);
+    else
+        memcpy(d + (size_t)p * o->w, src, (size_t)(q - p) * o->w * sizeof(float));
 }
 
 /* Node j computes its output rows [p, q). */
@@ -240,32 +234,46 @@ static void run_node(u2net_ctx *c, const op *o, int j, const pipe_state *st, int
     }
 }
 
-/* After a band: each line buffer keeps only the rows still needed (rows
- * [keep, done) move to its front), and delayed rows are stored. */
+/* After a band (start[j]: where node j's rows of this band began): the
+ * rows of stored nodes go to their tensors (the band's rows, or with
+ * delayed stores those of the band before), and each line buffer keeps only
+ * the rows still needed (rows [keep, done) move to its front). One channel
+ * of one node a task, which stores before it moves. */
 static void end_band(const u2net_ctx *c, const op *o, pipe_state *st, const int *start)
 {
     const node *nodes = &c->plan.nodes[o->first_node];
-    int keep[PIPE_MAX_NODES];
-    for (int j = 0; j < o->n_nodes; j++) {
-        if (nodes[j].delayed) {
-            store_rows(c, o, &nodes[j], st, j, st->stored[j], start[j]);
-            st->stored[j] = start[j];
-        }
-        keep[j] = pipe_keep(&c->plan, o, j, st);
-    }
+    int from[PIPE_MAX_NODES], to[PIPE_MAX_NODES], keep[PIPE_MAX_NODES], moves[PIPE_MAX_NODES];
+    int first[PIPE_MAX_NODES + 1]; /* items of node j: first[j] .. first[j+1]-1 */
+    const pipe_state before = *st;
+    first[0] = 0;
     for (int j = 0; j < o->n_nodes; j++) {
         const node *n = &nodes[j];
-        if (n->lb_rows && keep[j] > st->base[j] && st->done[j] > keep[j]) {
-            float *lb = line_buffer(c, n);
-            const size_t rows = (size_t)(st->done[j] - keep[j]) * o->w;
-            const size_t from = (size_t)(keep[j] - st->base[j]) * o->w;
-            #pragma omp parallel for num_threads(c->threads) schedule(static)
-            for (int ch = 0; ch < n->conv->cout; ch++)
-                memmove(lb + ch * n->lb_rows * o->w, lb + ch * n->lb_rows * o->w + from,
-                        rows * sizeof(float));
-        }
-        st->base[j] = keep[j];
+        from[j] = to[j] = 0;
+        if (n->delayed)
+            from[j] = st->stored[j], to[j] = start[j], st->stored[j] = start[j];
+        else if (n->stored && !n->direct)
+            from[j] = start[j], to[j] = st->done[j];
+        keep[j] = pipe_keep(&c->plan, o, j, st);
+        moves[j] = n->lb_rows && keep[j] > st->base[j] && st->done[j] > keep[j];
+        first[j + 1] = first[j] + (to[j] > from[j] || moves[j] ? n->conv->cout : 0);
     }
+    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int item = 0; item < first[o->n_nodes]; item++) {
+        int j = 0;
+        while (item >= first[j + 1])
+            j++;
+        const node *n = &nodes[j];
+        const int ch = item - first[j];
+        if (to[j] > from[j])
+            store_channel(c, o, n, &before, j, ch, from[j], to[j]);
+        if (moves[j]) {
+            float *lb = line_buffer(c, n) + (size_t)ch * n->lb_rows * o->w;
+            memmove(lb, lb + (size_t)(keep[j] - before.base[j]) * o->w,
+                    (size_t)(before.done[j] - keep[j]) * o->w * sizeof(float));
+        }
+    }
+    for (int j = 0; j < o->n_nodes; j++)
+        st->base[j] = keep[j];
 }
 
 static void run_pipeline(u2net_ctx *c, const op *o)
@@ -278,21 +286,20 @@ static void run_pipeline(u2net_ctx *c, const op *o)
         const int r1 = r0 + o->band_rows < o->h ? r0 + o->band_rows : o->h;
         int start[PIPE_MAX_NODES];
         for (int j = 0; j < o->n_nodes; j++) {
-            const node *n = &nodes[j];
-            const int p = st.done[j], q = pipe_node_end(o, n, r1);
+            const int p = st.done[j], q = pipe_node_end(o, &nodes[j], r1);
             start[j] = p;
-            if (q <= p)
-                continue;
-            run_node(c, o, j, &st, p, q, packed_done);
-            st.done[j] = q;
-            if (n->stored && !n->direct && !n->delayed)
-                store_rows(c, o, n, &st, j, p, q);
+            if (q > p) {
+                run_node(c, o, j, &st, p, q, packed_done);
+                st.done[j] = q;
+            }
         }
         end_band(c, o, &st, start);
     }
+    /* the last band of delayed stores */
+    int start[PIPE_MAX_NODES];
     for (int j = 0; j < o->n_nodes; j++)
-        if (nodes[j].delayed)
-            store_rows(c, o, &nodes[j], &st, j, st.stored[j], st.done[j]);
+        start[j] = st.done[j];
+    end_band(c, o, &st, start);
 }
 
 static void run_op(u2net_ctx *c, const op *o)
