@@ -306,14 +306,22 @@ static void schedule(builder *b, op *o)
                 n->lead = m->lead > n->lead ? m->lead : n->lead;
             }
         }
+    }
+    for (int i = 0; i < o->n_nodes; i++) {
+        node *n = &nodes[i];
+        /* Writing a band of out straight away is safe against a reader of
+         * the same memory that comes earlier in the band and runs far
+         * enough ahead never to read those rows again. */
         n->delayed = 0;
         if (n->stored)
             for (int c = 0; c < o->n_nodes; c++) {
                 const node *m = &nodes[c];
                 for (int s = 0; s < m->nsrc; s++)
-                    n->delayed |= m->src[s].kind != SRC_NODE && views_overlap(m->src[s].v, n->out);
+                    n->delayed |= m->src[s].kind != SRC_NODE && views_overlap(m->src[s].v, n->out) &&
+                                  !(m->src[s].kind == SRC_VIEW && c < i &&
+                                    m->lead - m->conv->dilation >= n->lead);
                 n->delayed |= m->residual.c && m->residual.kind == SRC_VIEW &&
-                              views_overlap(m->residual.v, n->out);
+                              views_overlap(m->residual.v, n->out) && !(c < i && m->lead >= n->lead);
             }
         n->direct = n->stored && !n->delayed && !n->pool_out && n->consumers == 0;
     }
