@@ -163,6 +163,46 @@ static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int re
     free(packed), free(scratch);
 }
 
+/* The direct kernel against the reference kernel with the loops of every
+ * ISA this CPU has, on 1 and 2 threads. The error is taken relative to the
+ * output's largest magnitude. */
+static void test_conv3x3_direct(int cin, int cout, int h, int w, int d, int relu, int residual)
+{
+    const size_t hw = (size_t)h * w, n = (size_t)cout * hw;
+    float *in = rand_buf((size_t)cin * hw, 1.0f);
+    float *wt = rand_buf((size_t)cout * cin * 9, 1.0f / sqrtf(9.0f * cin));
+    float *b = rand_buf((size_t)cout, 0.5f);
+    float *res = residual ? rand_buf(n, 1.0f) : NULL;
+    float *ref = malloc(n * sizeof(float));
+    float *fast1 = malloc(n * sizeof(float));
+    float *fast2 = malloc(n * sizeof(float));
+    if (!ref || !fast1 || !fast2) {
+        perror("malloc");
+        exit(2);
+    }
+    conv3x3_dilated_ref(in, cin, h, w, wt, b, cout, d, relu, res, ref, 2);
+    double magnitude = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(ref[i]) > magnitude)
+            magnitude = fabs(ref[i]);
+    if (magnitude == 0)
+        magnitude = 1;
+    for (kernel_isa isa = KERNEL_ISA_PORTABLE; isa <= kernel_isa_best(); isa++) {
+        memset(fast1, 0xff, n * sizeof(float)); /* NaN: a pixel left unwritten fails */
+        memset(fast2, 0xff, n * sizeof(float));
+        conv3x3_dilated_direct(isa, in, cin, h, w, wt, b, cout, d, relu, res, fast1, 1);
+        conv3x3_dilated_direct(isa, in, cin, h, w, wt, b, cout, d, relu, res, fast2, 2);
+        const double e = max_abs_diff(fast1, ref, n) / magnitude;
+        check(e <= 1e-5,
+              "conv3x3_dilated_direct/%s vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+              kernel_isa_name(isa), cin, cout, h, w, d, relu, residual, e);
+        check(memcmp(fast1, fast2, n * sizeof(float)) == 0,
+              "conv3x3_dilated_direct/%s 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d",
+              kernel_isa_name(isa), cin, cout, h, w, d);
+    }
+    free(in), free(wt), free(b), free(res), free(ref), free(fast1), free(fast2);
+}
+
 static void test_maxpool(int c, int h, int w)
 {
     const int oh = (h + 1) / 2, ow = (w + 1) / 2;
@@ -316,6 +356,35 @@ int main(void)
               conv3x3_winograd_worthwhile(512, 256, 20, 20, 8) &&
               !conv3x3_winograd_worthwhile(256, 256, 10, 10, 8),
           "conv3x3_winograd_worthwhile: yes at 320x320 and 20x20 d=8, no at 10x10 d=8");
+    /* small shapes: every dilation, with and without ReLU and residual */
+    static const int direct_small[][4] = {
+        {3, 64, 13, 17}, {3, 5, 1, 1}, {64, 1, 7, 5}, {16, 1, 1, 33}, {5, 3, 9, 40},
+        {1, 1, 1, 1}, {512, 1, 10, 10}, {3, 64, 37, 70},
+    };
+    for (size_t s = 0; s < sizeof direct_small / sizeof direct_small[0]; s++)
+        for (int i = 0; i < 4; i++)
+            for (int fused = 0; fused < 4; fused++)
+                test_conv3x3_direct(direct_small[s][0], direct_small[s][1], direct_small[s][2],
+                                    direct_small[s][3], dil[i], fused & 1, fused >> 1);
+    /* large shapes of U2Net's side outputs, dilation 1 */
+    test_conv3x3_direct(64, 1, 320, 320, 1, 0, 0);
+    test_conv3x3_direct(64, 1, 320, 320, 1, 1, 1);
+    test_conv3x3_direct(128, 1, 80, 80, 1, 0, 1);
+    test_conv3x3_direct(1024, 1, 20, 20, 1, 1, 0);
+    test_conv3x3_direct(7, 2, 23, 29, 3, 1, 1);  /* a dilation that does not divide the size */
+    test_conv3x3_direct(20, 4, 6, 50, 16, 0, 1); /* dilation above the height */
+    /* rows cut into several strips (128 columns, 64 with dilation) */
+    test_conv3x3_direct(20, 3, 33, 150, 1, 1, 1);
+    test_conv3x3_direct(20, 3, 33, 150, 5, 1, 0);
+    test_conv3x3_direct(9, 40, 5, 300, 1, 0, 1);
+    test_conv3x3_direct(9, 40, 5, 300, 3, 1, 1);
+    check(conv3x3_direct_worthwhile(3, 64, 320, 320, 1) &&
+              conv3x3_direct_worthwhile(64, 1, 320, 320, 1) &&
+              conv3x3_direct_worthwhile(512, 1, 10, 10, 1) &&
+              !conv3x3_direct_worthwhile(3, 64, 20, 20, 1) &&
+              !conv3x3_direct_worthwhile(64, 16, 320, 320, 1),
+          "conv3x3_direct_worthwhile: yes for 3 -> 64 at 320x320 and the side outputs, "
+          "no for 3 -> 64 at 20x20 and 64 -> 16");
     for (int h = 1; h <= 5; h++)
         for (int w = 1; w <= 5; w++)
             test_maxpool(3, h, w);
