@@ -9,8 +9,15 @@
  *   build/bench_conv layers    per distinct layer shape, the time of both
  *                              kernels and the choice of
  *                              conv3x3_winograd_worthwhile; totals per network
- *   options: --reps N (timing: best of N, default 5), --threads N (layers,
- *   default 2), --isa portable|avx2|avx512 (Winograd's loops), --size S (network
+ *   build/bench_conv direct    ms of conv3x3_direct with each ISA's loops and
+ *                              of Winograd + weight packing on the first
+ *                              layer and side-output shapes, 1 and 2 threads
+ *   build/bench_conv direct-sweep  Winograd + packing time / direct time
+ *                              over small channel counts, sizes, dilations
+ *                              (--threads), against conv3x3_direct_worthwhile
+ *   options: --reps N (timing: best of N, default 5), --threads N (layers and
+ *   direct-sweep, default 2), --isa portable|avx2|avx512 (Winograd's loops),
+ *   --size S (network
  *   input size for accuracy/layers, default 320)
  *
  * Inputs are U(-1, 1), weights N(0, 1/(9 cin)), biases U(-0.5, 0.5). */
@@ -154,6 +161,7 @@ static void *xmalloc(size_t bytes)
 typedef struct {
     layer l;
     float *in, *weight, *bias, *out, *scratch_im2col, *work_winograd;
+    float *packed; /* the Winograd weights, packed once */
     const float **planes; /* [cin] planes of in */
 } problem;
 
@@ -184,16 +192,25 @@ static problem make_problem(layer l)
         p.weight[i] = (float)(normal() * sd);
     for (int i = 0; i < l.cout; i++)
         p.bias[i] = (float)(0.5 * uniform());
+    if (posix_memalign((void **)&p.packed, 64,
+                       conv3x3_winograd_packed_floats(l.cin, l.cout) * sizeof(float)) != 0) {
+        fprintf(stderr, "bench_conv: out of memory\n");
+        exit(2);
+    }
+    conv3x3_winograd_pack(kernel_isa_best(), p.weight, l.cin, l.cout, p.packed, 1);
     return p;
 }
 
 static void free_problem(problem *p)
 {
     free(p->in), free(p->weight), free(p->bias), free(p->out);
-    free(p->scratch_im2col), free(p->work_winograd), free(p->planes);
+    free(p->scratch_im2col), free(p->work_winograd), free(p->planes), free(p->packed);
 }
 
-enum kernel { IM2COL, WINOGRAD };
+/* WINOGRAD runs on weights packed beforehand, WINOGRAD_PACK packs them
+ * inside (as the engine does for a layer it runs once); DIRECT + isa is
+ * conv3x3_direct with that ISA's loops. */
+enum kernel { IM2COL, WINOGRAD, WINOGRAD_PACK, DIRECT };
 
 /* The Winograd kernel's instruction set: the best, or --isa's. */
 static kernel_isa isa;
@@ -206,8 +223,10 @@ static void run(problem *p, enum kernel k, int threads)
                             l->cout, l->d, 1, NULL, 0, p->out, hw};
     if (k == IM2COL)
         conv3x3_im2col(&a, p->scratch_im2col, threads);
+    else if (k >= DIRECT)
+        conv3x3_direct((kernel_isa)(k - DIRECT), &a, threads);
     else
-        conv3x3_winograd(isa, &a, NULL, p->work_winograd, threads);
+        conv3x3_winograd(isa, &a, k == WINOGRAD ? p->packed : NULL, p->work_winograd, threads);
 }
 
 static double now(void)
@@ -393,6 +412,99 @@ static void layers_table(int size, int reps, int threads)
     }
 }
 
+/* ms of the direct kernel with each ISA's loops against Winograd with its
+ * weight packing, at 1 and 2 threads, on the shapes it is meant for: the
+ * first layer (3 -> 64) and the side outputs (cin -> 1) at sizes 10 .. 1024
+ * (those whose input is at most 1 GiB). */
+static void direct_table(int reps)
+{
+    static const int side_cin[] = {16, 32, 64, 128, 256, 512, 1024};
+    static const int sizes[] = {10, 20, 40, 80, 160, 320, 512, 1024};
+    layer shapes[3 + 7 * 8];
+    int n = 0;
+    for (int s = 5; s < 8; s++) /* 3 -> 64 at 320, 512, 1024 */
+        shapes[n++] = (layer){3, 64, sizes[s], sizes[s], 1};
+    for (size_t c = 0; c < sizeof side_cin / sizeof side_cin[0]; c++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+            if ((double)side_cin[c] * sizes[s] * sizes[s] <= 256.0 * 1024 * 1024)
+                shapes[n++] = (layer){side_cin[c], 1, sizes[s], sizes[s], 1};
+    const kernel_isa best = kernel_isa_best();
+    printf("ms, best of %d (of %d above 2 GFLOP); wino+pack = conv3x3_winograd_pack + "
+           "conv3x3_winograd (Winograd loops: %s); %% = GFLOP/s of the fastest direct "
+           "run at 1 thread / 117 (build/fma_peak's single core on the Zen 4 of "
+           "kernels/README.md)\n",
+           reps, (reps + 1) / 2, kernel_isa_name(isa));
+    printf("%-20s | %-29s | %-29s | %4s %s\n", "cin->cout hxw", "1 thread", "2 threads", "",
+           "worthwhile");
+    printf("%-20s |", "");
+    for (int th = 1; th <= 2; th++) {
+        for (int isa = KERNEL_ISA_PORTABLE; isa <= (int)best; isa++)
+            printf(" %6.6s", kernel_isa_name((kernel_isa)isa));
+        printf(" %8s |", "wino+pk");
+    }
+    printf(" %4s\n", "%pk");
+    for (int i = 0; i < n; i++) {
+        problem p = make_problem(shapes[i]);
+        const layer *l = &p.l;
+        const int r = layer_flops(l) > 2e9 ? (reps + 1) / 2 : reps;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%d->%d %dx%d", l->cin, l->cout, l->h, l->w);
+        printf("%-20s |", shape);
+        double fastest = 1e30;
+        for (int th = 1; th <= 2; th++) {
+            double median;
+            for (int isa = KERNEL_ISA_PORTABLE; isa <= (int)best; isa++) {
+                const double t = time_kernel(&p, (enum kernel)(DIRECT + isa), th, r, &median);
+                if (th == 1 && t < fastest)
+                    fastest = t;
+                printf(" %6.3f", t * 1e3);
+            }
+            printf(" %8.3f |", time_kernel(&p, WINOGRAD_PACK, th, r, &median) * 1e3);
+            fflush(stdout);
+        }
+        printf(" %3.0f%% %d\n", layer_flops(l) / fastest / 117e9 * 100,
+               conv3x3_direct_worthwhile(l->cin, l->cout, l->h, l->w, l->d));
+        free_problem(&p);
+    }
+}
+
+/* Which of direct (best ISA) and Winograd + pack is faster, over a grid of
+ * small channel counts, sizes and dilations: the data for
+ * conv3x3_direct_worthwhile. Prints the time ratio winograd+pack / direct. */
+static void direct_sweep(int reps, int threads)
+{
+    static const int cins[] = {1, 2, 3, 4, 6, 8, 16, 32, 64, 256};
+    static const int couts[] = {1, 2, 3, 4, 6, 8, 16, 64};
+    static const int sizes[] = {20, 80, 320};
+    const enum kernel direct = (enum kernel)(DIRECT + kernel_isa_best());
+    printf("%d thread(s), best of %d: (Winograd + pack time) / (direct %s time); "
+           "* where conv3x3_direct_worthwhile says 1\n",
+           threads, reps, kernel_isa_name(kernel_isa_best()));
+    for (int d = 1; d <= 2; d++)
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            printf("\n%dx%d d=%d     cout:", sizes[s], sizes[s], d);
+            for (size_t j = 0; j < sizeof couts / sizeof couts[0]; j++)
+                printf(" %6d", couts[j]);
+            printf("\n");
+            for (size_t i = 0; i < sizeof cins / sizeof cins[0]; i++) {
+                printf("  cin %4d        ", cins[i]);
+                for (size_t j = 0; j < sizeof couts / sizeof couts[0]; j++) {
+                    problem p = make_problem((layer){cins[i], couts[j], sizes[s], sizes[s], d});
+                    double median;
+                    const double tw = time_kernel(&p, WINOGRAD_PACK, threads, reps, &median);
+                    const double td = time_kernel(&p, direct, threads, reps, &median);
+                    printf(" %5.2f%c", tw / td,
+                           conv3x3_direct_worthwhile(cins[i], couts[j], sizes[s], sizes[s], d)
+                               ? '*'
+                               : ' ');
+                    fflush(stdout);
+                    free_problem(&p);
+                }
+                printf("\n");
+            }
+        }
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = "speed";
@@ -417,11 +529,12 @@ int main(int argc, char **argv)
             }
         }
         else if (!strcmp(argv[i], "speed") || !strcmp(argv[i], "accuracy") ||
-                 !strcmp(argv[i], "layers"))
+                 !strcmp(argv[i], "layers") || !strcmp(argv[i], "direct") ||
+                 !strcmp(argv[i], "direct-sweep"))
             mode = argv[i];
         else {
-            fprintf(stderr, "usage: bench_conv [speed|accuracy|layers] [--reps N] [--threads N] "
-                            "[--size S] [--isa portable|avx2|avx512]\n");
+            fprintf(stderr, "usage: bench_conv [speed|accuracy|layers|direct|direct-sweep] "
+                            "[--reps N] [--threads N] [--size S] [--isa portable|avx2|avx512]\n");
             return 2;
         }
     }
@@ -435,6 +548,10 @@ int main(int argc, char **argv)
         speed_table(reps);
     else if (!strcmp(mode, "accuracy"))
         accuracy_table(size);
+    else if (!strcmp(mode, "direct"))
+        direct_table(reps);
+    else if (!strcmp(mode, "direct-sweep"))
+        direct_sweep(reps, threads);
     else
         layers_table(size, reps, threads);
     return 0;

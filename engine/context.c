@@ -222,15 +222,24 @@ static void run_node(u2net_ctx *c, const op *o, int j, const pipe_state *st, int
     }
     if (c->kernels == U2NET_KERNELS_REFERENCE) {
         conv3x3_ref(&a, c->threads);
-    } else if (conv3x3_winograd_worthwhile(cv->cin, cv->cout, q - p, w, cv->dilation)) {
+        return;
+    }
+    switch (conv_kernel_for(cv, q - p, w)) {
+    case CONV_WINOGRAD: {
         float *packed = n->packed ? c->packed + n->packed_off : NULL;
         if (packed && !packed_done[j]) {
             conv3x3_winograd_pack(c->isa, cv->weight, cv->cin, cv->cout, packed, c->threads);
             packed_done[j] = 1;
         }
         conv3x3_winograd(c->isa, &a, packed, c->scratch, c->threads);
-    } else {
+        break;
+    }
+    case CONV_DIRECT:
+        conv3x3_direct(c->isa, &a, c->threads);
+        break;
+    case CONV_IM2COL:
         conv3x3_im2col(&a, c->scratch, c->threads);
+        break;
     }
 }
 

@@ -168,6 +168,11 @@ typedef struct {
 
 int plan_build(plan *p, const u2net_model *m, int h, int w, int threads, u2net_error *err);
 
+/* The fast kernel a convolution runs on h output rows of width w, from the
+ * measured rules of kernels.h. */
+typedef enum { CONV_WINOGRAD, CONV_DIRECT, CONV_IM2COL } conv_kernel;
+conv_kernel conv_kernel_for(const conv_params *c, int h, int w);
+
 /* After a band: the first row node j of pipeline o must keep (for its
  * consumers' next windows, and its own rows not yet stored). */
 int pipe_keep(const plan *pl, const op *o, int j, const pipe_state *st);

@@ -202,14 +202,29 @@ static size_t round16(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
-/* The kernel workspace a call of node n on h rows needs. */
+conv_kernel conv_kernel_for(const conv_params *c, int h, int w)
+{
+    if (conv3x3_direct_worthwhile(c->cin, c->cout, h, w, c->dilation))
+        return CONV_DIRECT;
+    if (conv3x3_winograd_worthwhile(c->cin, c->cout, h, w, c->dilation))
+        return CONV_WINOGRAD;
+    return CONV_IM2COL;
+}
+
+/* The kernel workspace a call of node n on h rows needs (the reference
+ * kernel, which any run may choose, needs none). */
 static size_t call_scratch(const node *n, int h, int w, int threads)
 {
     const conv_params *c = n->conv;
-    if (conv3x3_winograd_worthwhile(c->cin, c->cout, h, w, c->dilation))
+    switch (conv_kernel_for(c, h, w)) {
+    case CONV_WINOGRAD:
         return conv3x3_winograd_workspace_floats(c->cin, c->cout, h, w, c->dilation, n->packed,
                                                  threads);
-    return (size_t)threads * conv3x3_scratch_floats(c->cin);
+    case CONV_IM2COL:
+        return (size_t)threads * conv3x3_scratch_floats(c->cin);
+    default:
+        return 0;
+    }
 }
 
 /* Runs the schedule with bands of R rows: on the first pass it sets each
@@ -238,8 +253,7 @@ static void run_schedule(plan *pl, op *o, int R, int threads, int pass, pipe_nee
                 if (has_window(n) && (size_t)(hi - lo) > n->win_rows)
                     n->win_rows = (size_t)(hi - lo);
                 need->calls[i]++;
-                wino_calls[i] += conv3x3_winograd_worthwhile(n->conv->cin, n->conv->cout, q - p,
-                                                             o->w, n->conv->dilation);
+                wino_calls[i] += conv_kernel_for(n->conv, q - p, o->w) == CONV_WINOGRAD;
             } else {
                 const size_t s = call_scratch(n, q - p, o->w, threads);
                 need->scratch_floats = s > need->scratch_floats ? s : need->scratch_floats;

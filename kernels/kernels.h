@@ -80,6 +80,21 @@ void conv3x3_winograd_pack(kernel_isa isa, const float *weight, int cin, int cou
 void conv3x3_winograd(kernel_isa isa, const conv3x3_args *a, const float *packed,
                       float *workspace, int threads);
 
+/* The same convolution computed directly, for layers with few input or few
+ * output channels, where Winograd's transforms cost more than its saved
+ * multiplies (the first layer, 3 -> 64, and the side outputs, cin -> 1),
+ * with the loops of `isa` (conv3x3_direct.c). Needs no workspace (18 KB of
+ * stack per thread). Each output is
+ *   act(((bias + S_0) + S_1) + ...) + residual
+ * where S_k sums the products of the k-th block of input channels (8, or
+ * 4 for cout <= 4) in an order fixed by the ISA, so the result is
+ * bit-identical for any thread count. */
+void conv3x3_direct(kernel_isa isa, const conv3x3_args *a, int threads);
+
+/* 1 when conv3x3_direct is measured faster than conv3x3_winograd (weights
+ * packed included) for this layer shape (kernels/README.md). */
+int conv3x3_direct_worthwhile(int cin, int cout, int h, int w, int dilation);
+
 /* 1 when the Winograd kernel is measured faster than conv3x3_dilated_im2col
  * for this layer shape (kernels/README.md has the measurements). */
 int conv3x3_winograd_worthwhile(int cin, int cout, int h, int w, int dilation);

@@ -287,15 +287,21 @@ static void test_conv3x3_window(int cin, int cout, int h, int w, int d, int y0, 
     wa.in = win, wa.in_rows = hi - lo, wa.row0 = y0 - lo, wa.h = n;
     wa.residual = p.res + (size_t)y0 * w;
     wa.out = band, wa.out_plane = band_plane;
-    for (int k = 0; k < 3 + (int)kernel_isa_best(); k++) {
-        const char *name = k == 0 ? "ref" : k == 1 ? "im2col" : kernel_isa_name((kernel_isa)(k - 2));
+    const int isas = 1 + (int)kernel_isa_best();
+    for (int k = 0; k < 2 + 2 * isas; k++) {
+        const kernel_isa isa = (kernel_isa)((k - 2) % isas);
+        char name[32];
+        snprintf(name, sizeof name, "%s%s", k == 0 ? "ref" : k == 1 ? "im2col" : k < 2 + isas ? "winograd/" : "direct/",
+                 k < 2 ? "" : kernel_isa_name(isa));
         memset(band, 0xff, (size_t)cout * band_plane * sizeof(float));
         if (k == 0)
             conv3x3_ref(&wa, 2);
         else if (k == 1)
             conv3x3_im2col(&wa, scratch, 2);
+        else if (k < 2 + isas)
+            conv3x3_winograd(isa, &wa, NULL, work, 2);
         else
-            conv3x3_winograd((kernel_isa)(k - 2), &wa, NULL, work, 2);
+            conv3x3_direct(isa, &wa, 2);
         double e = 0;
         for (int c = 0; c < cout; c++) {
             const double ec = max_abs_diff(band + c * band_plane,
@@ -309,6 +315,49 @@ static void test_conv3x3_window(int cin, int cout, int h, int w, int d, int y0, 
               cout, h, w, d, y0, y0 + n - 1, lo, hi - 1, e);
     }
     free(win), free(whole), free(band), free(work), free(scratch);
+    free_conv(&p);
+}
+
+/* The direct kernel against the reference kernel with the loops of every
+ * ISA this CPU has, on 1 and 2 threads. The error is taken relative to the
+ * output's largest magnitude. */
+static void test_conv3x3_direct(int cin, int cout, int h, int w, int d, int relu, int residual)
+{
+    const size_t hw = (size_t)h * w;
+    conv_problem p = make_conv(cin, cout, h, w, d, relu, residual);
+    float *ref = malloc(cout * hw * sizeof(float));
+    float *fast1 = malloc(out_floats(&p.a) * sizeof(float));
+    float *fast2 = malloc(out_floats(&p.a) * sizeof(float));
+    if (!ref || !fast1 || !fast2) {
+        perror("malloc");
+        exit(2);
+    }
+    conv3x3_args a = p.a;
+    a.out = ref, a.out_plane = hw;
+    conv3x3_ref(&a, 2);
+    double magnitude = 0;
+    for (size_t i = 0; i < (size_t)cout * hw; i++)
+        if (fabs(ref[i]) > magnitude)
+            magnitude = fabs(ref[i]);
+    if (magnitude == 0)
+        magnitude = 1;
+    a = p.a;
+    for (kernel_isa isa = KERNEL_ISA_PORTABLE; isa <= kernel_isa_best(); isa++) {
+        memset(fast1, 0xff, out_floats(&a) * sizeof(float)); /* NaN: unwritten fails */
+        memset(fast2, 0xff, out_floats(&a) * sizeof(float));
+        a.out = fast1;
+        conv3x3_direct(isa, &a, 1);
+        const double e = out_diff(&a, ref) / magnitude;
+        a.out = fast2;
+        conv3x3_direct(isa, &a, 2);
+        check(e <= 1e-5,
+              "conv3x3_direct/%s vs ref cin=%d cout=%d %dx%d d=%d relu=%d res=%d: %.2g",
+              kernel_isa_name(isa), cin, cout, h, w, d, relu, residual, e);
+        check(same_out(&a, fast1),
+              "conv3x3_direct/%s 1 vs 2 threads bit-identical cin=%d cout=%d %dx%d d=%d",
+              kernel_isa_name(isa), cin, cout, h, w, d);
+    }
+    free(ref), free(fast1), free(fast2);
     free_conv(&p);
 }
 
@@ -469,10 +518,42 @@ int main(void)
     test_conv3x3_window(5, 7, 23, 29, 1, 16, 7);      /* bottom band */
     test_conv3x3_window(16, 9, 40, 37, 2, 12, 4);     /* dilated */
     test_conv3x3_window(64, 16, 200, 64, 1, 100, 24); /* Winograd by tiles */
+    test_conv3x3_window(3, 64, 40, 150, 1, 12, 8);    /* direct, several output channels */
+    test_conv3x3_window(64, 1, 40, 150, 1, 20, 12);   /* direct, one output channel */
+    test_conv3x3_window(20, 3, 33, 70, 3, 9, 5);      /* direct, dilated */
     check(conv3x3_winograd_worthwhile(64, 16, 320, 320, 1) &&
               conv3x3_winograd_worthwhile(512, 256, 20, 20, 8) &&
               !conv3x3_winograd_worthwhile(256, 256, 10, 10, 8),
           "conv3x3_winograd_worthwhile: yes at 320x320 and 20x20 d=8, no at 10x10 d=8");
+    /* small shapes: every dilation, with and without ReLU and residual */
+    static const int direct_small[][4] = {
+        {3, 64, 13, 17}, {3, 5, 1, 1}, {64, 1, 7, 5}, {16, 1, 1, 33}, {5, 3, 9, 40},
+        {1, 1, 1, 1}, {512, 1, 10, 10}, {3, 64, 37, 70},
+    };
+    for (size_t s = 0; s < sizeof direct_small / sizeof direct_small[0]; s++)
+        for (int i = 0; i < 4; i++)
+            for (int fused = 0; fused < 4; fused++)
+                test_conv3x3_direct(direct_small[s][0], direct_small[s][1], direct_small[s][2],
+                                    direct_small[s][3], dil[i], fused & 1, fused >> 1);
+    /* large shapes of U2Net's side outputs, dilation 1 */
+    test_conv3x3_direct(64, 1, 320, 320, 1, 0, 0);
+    test_conv3x3_direct(64, 1, 320, 320, 1, 1, 1);
+    test_conv3x3_direct(128, 1, 80, 80, 1, 0, 1);
+    test_conv3x3_direct(1024, 1, 20, 20, 1, 1, 0);
+    test_conv3x3_direct(7, 2, 23, 29, 3, 1, 1);  /* a dilation that does not divide the size */
+    test_conv3x3_direct(20, 4, 6, 50, 16, 0, 1); /* dilation above the height */
+    /* rows cut into several strips (128 columns, 64 with dilation) */
+    test_conv3x3_direct(20, 3, 33, 150, 1, 1, 1);
+    test_conv3x3_direct(20, 3, 33, 150, 5, 1, 0);
+    test_conv3x3_direct(9, 40, 5, 300, 1, 0, 1);
+    test_conv3x3_direct(9, 40, 5, 300, 3, 1, 1);
+    check(conv3x3_direct_worthwhile(3, 64, 320, 320, 1) &&
+              conv3x3_direct_worthwhile(64, 1, 320, 320, 1) &&
+              conv3x3_direct_worthwhile(512, 1, 10, 10, 1) &&
+              !conv3x3_direct_worthwhile(3, 64, 20, 20, 1) &&
+              !conv3x3_direct_worthwhile(64, 16, 320, 320, 1),
+          "conv3x3_direct_worthwhile: yes for 3 -> 64 at 320x320 and the side outputs, "
+          "no for 3 -> 64 at 20x20 and 64 -> 16");
     for (int h = 1; h <= 5; h++)
         for (int w = 1; w <= 5; w++)
             test_maxpool(3, h, w);
