@@ -95,7 +95,7 @@ void conv3x3_direct(kernel_isa isa, const conv3x3_args *a, int threads);
  * packed included) for this layer shape (kernels/README.md). */
 int conv3x3_direct_worthwhile(int cin, int cout, int h, int w, int dilation);
 
-/* 1 when the Winograd kernel is measured faster than conv3x3_dilated_im2col
+/* 1 when the Winograd kernel is measured faster than conv3x3_im2col
  * for this layer shape (kernels/README.md has the measurements). */
 int conv3x3_winograd_worthwhile(int cin, int cout, int h, int w, int dilation);
 
