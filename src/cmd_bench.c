@@ -127,16 +127,10 @@ int cmd_bench(int argc, char **argv)
             }
         } else if (!strcmp(a, "--isa") && has_val) {
             isa = argv[++i];
-            if (!strcmp(isa, "avx512"))
-                kernels = U2NET_KERNELS_FAST;
-            else if (!strcmp(isa, "avx2"))
-                kernels = U2NET_KERNELS_AVX2;
-            else if (!strcmp(isa, "portable"))
-                kernels = U2NET_KERNELS_PORTABLE;
-            else {
-                die_msg("--isa: '%s' is not avx512, avx2 or portable", isa);
+            int k;
+            if (parse_isa(isa, &k) != 0)
                 return 2;
-            }
+            kernels = (u2net_kernels)k;
         } else if (!strcmp(a, "--device") && has_val) {
             const char *device = argv[++i];
             if (!strcmp(device, "cuda")) {
@@ -186,10 +180,8 @@ int cmd_bench(int argc, char **argv)
         goto done;
     }
     u2net_ctx_set_kernels(c, reference ? U2NET_KERNELS_REFERENCE : kernels);
-    if (isa && !reference && strcmp(isa, u2net_ctx_kernels_name(c)) != 0) {
-        die_msg("--isa %s: this CPU runs at most %s", isa, u2net_ctx_kernels_name(c));
+    if (isa && !reference && check_isa(isa, u2net_ctx_kernels_name(c)) != 0)
         goto done;
-    }
     fill_pattern(input, (int)h, (int)w);
     for (long i = 0; i < warmup + runs; i++) {
         const double start = now_seconds();

@@ -12,16 +12,19 @@
 
 static const char usage[] =
     "usage: u2net tensor -m MODEL -i IN.f32 --height H --width W -o OUT.f32\n"
-    "                    [--sides] [--threads N] [--reference]\n"
+    "                    [--sides] [--threads N] [--isa I] [--reference]\n"
     "  IN is 3*H*W little-endian float32 (CHW, already normalised).\n"
     "  OUT is sigmoid(d0), H*W float32, followed by d1..d6 with --sides.\n"
+    "  --isa I runs the fast kernels with at most the instruction set I: avx512,\n"
+    "  avx2 or portable (default: the best this CPU has).\n"
     "  --reference runs the plain C reference kernels (slow; for testing).\n";
 
 int cmd_tensor(int argc, char **argv)
 {
     const char *model = NULL, *in = NULL, *outp = NULL;
     long h = -1, w = -1, threads = 0;
-    int sides = 0, reference = 0;
+    int sides = 0, reference = 0, kernels = U2NET_KERNELS_FAST;
+    const char *isa = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_val = i + 1 < argc;
@@ -32,6 +35,10 @@ int cmd_tensor(int argc, char **argv)
             sides = 1;
         } else if (!strcmp(a, "--reference")) {
             reference = 1;
+        } else if (!strcmp(a, "--isa") && has_val) {
+            isa = argv[++i];
+            if (parse_isa(isa, &kernels) != 0)
+                return 2;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has_val) {
             model = argv[++i];
         } else if ((!strcmp(a, "-i") || !strcmp(a, "--input")) && has_val) {
@@ -93,8 +100,9 @@ int cmd_tensor(int argc, char **argv)
         die_msg("%s", err.msg);
         goto done;
     }
-    if (reference)
-        u2net_ctx_set_kernels(c, U2NET_KERNELS_REFERENCE);
+    u2net_ctx_set_kernels(c, reference ? U2NET_KERNELS_REFERENCE : (u2net_kernels)kernels);
+    if (isa && !reference && check_isa(isa, u2net_ctx_kernels_name(c)) != 0)
+        goto done;
     /* the file's bytes are little-endian float32, as this machine's floats;
      * malloc's alignment suits float */
     const int run_rc = u2net_run(c, (const float *)data, (int)h, (int)w, &err);

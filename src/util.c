@@ -1,5 +1,6 @@
 /* util.c - helpers for the command-line program. */
 #include "util.h"
+#include "u2net.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -216,4 +217,27 @@ double now_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int parse_isa(const char *name, int *kernels)
+{
+    if (!strcmp(name, "avx512"))
+        *kernels = U2NET_KERNELS_FAST;
+    else if (!strcmp(name, "avx2"))
+        *kernels = U2NET_KERNELS_AVX2;
+    else if (!strcmp(name, "portable"))
+        *kernels = U2NET_KERNELS_PORTABLE;
+    else {
+        die_msg("--isa: '%s' is not avx512, avx2 or portable", name);
+        return -1;
+    }
+    return 0;
+}
+
+int check_isa(const char *name, const char *running)
+{
+    if (strcmp(name, running) == 0)
+        return 0;
+    die_msg("--isa %s: this CPU runs at most %s", name, running);
+    return -1;
 }

@@ -41,6 +41,15 @@ const char *path_extension(const char *path);
 /* Case-insensitive ASCII string equality. */
 int str_eq_ci(const char *a, const char *b);
 
+/* --isa NAME: the kernels that run the fast path with at most that
+ * instruction set ("avx512", "avx2", "portable"). Returns 0, or -1 (with a
+ * message) for another name. */
+int parse_isa(const char *name, int *kernels);
+
+/* After u2net_ctx_set_kernels with parse_isa's choice: 0 when the context
+ * runs that instruction set, else -1 with a message (the CPU lacks it). */
+int check_isa(const char *name, const char *running);
+
 /* Seconds on a monotonic clock. */
 double now_seconds(void);
 

@@ -305,6 +305,36 @@ def test_threads_bit_identical():
             h, w, ndiff, float(np.abs(a - b).max()))
 
 
+def test_instruction_sets():
+    """The fast path with each instruction set this CPU has (AVX-512, AVX2 and
+    the portable C loops) against the goldens; AVX-512 does AVX2's operations
+    in AVX2's order, so the two give the same bits."""
+    _need_engine()
+    for kind in MG.MODELS:
+        x, y = MG.load_golden(kind, 97, 61)
+        got = {}
+        for isa in ("avx512", "avx2", "portable"):
+            try:
+                got[isa] = testlib.run_tensor(random_model_file(kind), x, threads=THREADS,
+                                              extra=("--isa", isa))
+            except AssertionError as e:
+                if "this CPU runs at most" not in str(e):
+                    raise
+                print("    %s: not on this CPU" % isa)
+                continue
+            compare7(got[isa], y, TOL, "%s 97x61 --isa %s engine vs golden" % (kind, isa))
+        if "avx512" not in got:
+            continue
+        # and at 320x320, where the first layer runs on the direct kernel too
+        x320 = MG.golden_input(320, 320)
+        pair = [testlib.run_tensor(random_model_file(kind), x320, threads=THREADS,
+                                   extra=("--isa", isa)) for isa in ("avx512", "avx2")]
+        for (h, w), a, b in (((97, 61), got["avx512"], got["avx2"]), ((320, 320),) + tuple(pair)):
+            ndiff = int(np.count_nonzero(a.view(np.uint32) != b.view(np.uint32)))
+            print("    %s %dx%d avx512 vs avx2: %d differing floats" % (kind, h, w, ndiff))
+            assert ndiff == 0, "%s %dx%d: avx512 and avx2 differ in %d floats" % (kind, h, w, ndiff)
+
+
 # ---------------------------------------------------------------- real weights
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
