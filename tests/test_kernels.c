@@ -189,33 +189,46 @@ static void test_conv3x3(int cin, int cout, int h, int w, int d, int relu, int r
     free_conv(&p);
 }
 
+/* The reference kernel's output for p [cout, h, w] (planes h*w apart), and
+ * its largest magnitude (1 when all zero) in *magnitude. */
+static float *reference_out(const conv_problem *p, double *magnitude)
+{
+    const size_t hw = (size_t)p->a.h * p->a.w, n = (size_t)p->a.cout * hw;
+    float *ref = malloc(n * sizeof(float));
+    if (!ref) {
+        perror("malloc");
+        exit(2);
+    }
+    conv3x3_args a = p->a;
+    a.out = ref, a.out_plane = hw;
+    conv3x3_ref(&a, 2);
+    *magnitude = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(ref[i]) > *magnitude)
+            *magnitude = fabs(ref[i]);
+    if (*magnitude == 0)
+        *magnitude = 1;
+    return ref;
+}
+
 /* The Winograd kernel against the reference kernel with each of its hot
  * loops this CPU can run (portable, AVX2, AVX-512), on 1 and 2 threads,
  * with the weights packed inside and given packed. The error is taken
  * relative to the output's largest magnitude. */
 static void test_conv3x3_winograd(int cin, int cout, int h, int w, int d, int relu, int residual)
 {
-    const size_t hw = (size_t)h * w;
     conv_problem p = make_conv(cin, cout, h, w, d, relu, residual);
-    float *ref = malloc(cout * hw * sizeof(float));
+    double magnitude;
+    float *ref = reference_out(&p, &magnitude);
     float *fast1 = malloc(out_floats(&p.a) * sizeof(float));
     float *fast2 = malloc(out_floats(&p.a) * sizeof(float));
     float *work = aligned_buf(conv3x3_winograd_workspace_floats(cin, cout, h, w, d, 0, 2));
     float *packed = aligned_buf(conv3x3_winograd_packed_floats(cin, cout));
-    if (!ref || !fast1 || !fast2) {
+    if (!fast1 || !fast2) {
         perror("malloc");
         exit(2);
     }
     conv3x3_args a = p.a;
-    a.out = ref, a.out_plane = hw;
-    conv3x3_ref(&a, 2);
-    double magnitude = 0;
-    for (size_t i = 0; i < (size_t)cout * hw; i++)
-        if (fabs(ref[i]) > magnitude)
-            magnitude = fabs(ref[i]);
-    if (magnitude == 0)
-        magnitude = 1;
-    a = p.a;
     float *avx2 = malloc(out_floats(&a) * sizeof(float)); /* the AVX2 result */
     if (!avx2) {
         perror("malloc");
@@ -323,25 +336,16 @@ static void test_conv3x3_window(int cin, int cout, int h, int w, int d, int y0, 
  * output's largest magnitude. */
 static void test_conv3x3_direct(int cin, int cout, int h, int w, int d, int relu, int residual)
 {
-    const size_t hw = (size_t)h * w;
     conv_problem p = make_conv(cin, cout, h, w, d, relu, residual);
-    float *ref = malloc(cout * hw * sizeof(float));
+    double magnitude;
+    float *ref = reference_out(&p, &magnitude);
     float *fast1 = malloc(out_floats(&p.a) * sizeof(float));
     float *fast2 = malloc(out_floats(&p.a) * sizeof(float));
-    if (!ref || !fast1 || !fast2) {
+    if (!fast1 || !fast2) {
         perror("malloc");
         exit(2);
     }
     conv3x3_args a = p.a;
-    a.out = ref, a.out_plane = hw;
-    conv3x3_ref(&a, 2);
-    double magnitude = 0;
-    for (size_t i = 0; i < (size_t)cout * hw; i++)
-        if (fabs(ref[i]) > magnitude)
-            magnitude = fabs(ref[i]);
-    if (magnitude == 0)
-        magnitude = 1;
-    a = p.a;
     for (kernel_isa isa = KERNEL_ISA_PORTABLE; isa <= kernel_isa_best(); isa++) {
         memset(fast1, 0xff, out_floats(&a) * sizeof(float)); /* NaN: unwritten fails */
         memset(fast2, 0xff, out_floats(&a) * sizeof(float));
