@@ -57,6 +57,18 @@ enum {
     CONV3X3_DIRECT_STRIP_FLOATS = 8 * 3 * 3 * CONV3X3_DIRECT_STRIP_DILATED,
 };
 
+/* Floats per strip slot and between a slot's taps (above), for dilation 1
+ * (dil1) or another. */
+static inline int conv3x3_direct_slot_floats(int dil1)
+{
+    return dil1 ? CONV3X3_DIRECT_STRIP_ROW : 3 * CONV3X3_DIRECT_STRIP_DILATED;
+}
+
+static inline int conv3x3_direct_tap_step(int dil1)
+{
+    return dil1 ? 1 : CONV3X3_DIRECT_STRIP_DILATED;
+}
+
 /* Output columns per strip. */
 int conv3x3_direct_strip_width(int dilation);
 

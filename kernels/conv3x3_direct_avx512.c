@@ -36,18 +36,6 @@ enum {
     TASK_COUT = CONV3X3_DIRECT_TASK_COUT,
 };
 
-/* Floats per strip slot and between a slot's taps (kernels.h), for
- * dilation 1 (dil1) or another. */
-INLINE int slot_floats(int dil1)
-{
-    return dil1 ? STRIP_ROW : 3 * STRIP_DILATED;
-}
-
-INLINE int tap_step(int dil1)
-{
-    return dil1 ? 1 : STRIP_DILATED;
-}
-
 /* A strip vector. The empty asm keeps it in a register: otherwise GCC
  * folds the load into each FMA that uses it, and one 512-bit load per FMA
  * halves the FMA rate (measured on Zen 4). */
@@ -88,7 +76,8 @@ static void copy_rows(const conv3x3_args *p, int ci0, int nci, int x0, int ncols
             const int y = rows[i] + p->row0, inside = y >= 0 && y < p->in_rows;
             const float *row = inside ? p->in[ci0 + c] + (size_t)y * w : NULL;
             for (int kx = 0; kx < (dil1 ? 1 : 3); kx++) {
-                float *o = strip + ((size_t)c * nslots + slots[i]) * slot_floats(dil1) +
+                float *o = strip +
+                           ((size_t)c * nslots + slots[i]) * conv3x3_direct_slot_floats(dil1) +
                            kx * STRIP_DILATED;
                 const int s = dil1 ? x0 - 1 : x0 + (kx - 1) * d;
                 if (!inside) {

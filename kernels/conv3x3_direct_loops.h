@@ -8,9 +8,9 @@
  *   TASK_COUT                  conv3x3_direct.h's constants
  *   VEC_ZERO(), VEC_BCAST(p), VEC_FMA(a, b, c)
  *                              zero, *p in every lane, a*b + c
- *   slot_floats, tap_step, load_pixels, copy_rows, finish
- *                              the strip layout, a strip load, the strip
- *                              copy and the masked stores
+ *   load_pixels, copy_rows, finish
+ *                              a strip load, the strip copy and the
+ *                              masked stores
  *   DIRECT_NAME(f)             conv3x3_direct_f_avx2 or _avx512
  * Both ISAs so run the same sums in the same order. */
 
@@ -65,12 +65,13 @@ INLINE void outblock_group(const float *s, const float *panel, int nci, int nv, 
     for (int o = 0; o < CO; o++)
         for (int v = 0; v < nv; v++)
             acc[o][v] = VEC_ZERO();
-    for (int c = 0; c < nci; c++, s += 3 * slot_floats(dil1), panel += 9 * CO)
+    const int slot = conv3x3_direct_slot_floats(dil1), tap = conv3x3_direct_tap_step(dil1);
+    for (int c = 0; c < nci; c++, s += 3 * slot, panel += 9 * CO)
         for (int ky = 0; ky < 3; ky++)
             for (int kx = 0; kx < 3; kx++) {
                 vec px[NV];
                 for (int v = 0; v < nv; v++)
-                    px[v] = load_pixels(s + ky * slot_floats(dil1) + kx * tap_step(dil1) + v * VL);
+                    px[v] = load_pixels(s + ky * slot + kx * tap + v * VL);
                 for (int o = 0; o < CO; o++) {
                     const vec wt = VEC_BCAST(panel + (ky * 3 + kx) * CO + o);
                     for (int v = 0; v < nv; v++)
@@ -100,7 +101,7 @@ INLINE void rowblock_group(const float *const row[RING], int x, const float *k, 
             const vec w0 = VEC_BCAST(k + kx), w1 = VEC_BCAST(k + 3 + kx), w2 = VEC_BCAST(k + 6 + kx);
             for (int j = 0; j < nr + 2; j++)
                 for (int v = 0; v < nv; v++) {
-                    const vec in = load_pixels(r[j] + kx * tap_step(dil1) + v * VL);
+                    const vec in = load_pixels(r[j] + kx * conv3x3_direct_tap_step(dil1) + v * VL);
                     if (j < nr)
                         acc[j][v] = VEC_FMA(w0, in, acc[j][v]);
                     if (j >= 1 && j <= nr)
@@ -110,7 +111,7 @@ INLINE void rowblock_group(const float *const row[RING], int x, const float *k, 
                 }
         }
         for (int j = 0; j < nr + 2; j++)
-            r[j] += RING * slot_floats(dil1);
+            r[j] += RING * conv3x3_direct_slot_floats(dil1);
     }
 }
 
@@ -166,7 +167,7 @@ INLINE void rowblock_strip(const strip_job *j, int nr, int dil1)
         bias[i] = p->bias ? p->bias[j->co0] : 0.0f;
     }
     for (int t = 0; t < nr + 2; t++)
-        row[t] = j->strip + (size_t)j->slot[t] * slot_floats(dil1);
+        row[t] = j->strip + (size_t)j->slot[t] * conv3x3_direct_slot_floats(dil1);
     vec acc[ROWS][NV];
     int x = 0;
     for (; x < whole; x += NV * VL) {

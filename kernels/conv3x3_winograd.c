@@ -120,18 +120,11 @@ static void output_transform6(const float *src, size_t src_step, float *dst, siz
     }
 }
 
-/* Image column of the tile in each lane of a group (conv3x3_winograd.h). */
-static void lane_columns(int d, int q0, int xq[LANES])
-{
-    for (int l = 0; l < LANES; l++)
-        xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
-}
-
 static void input_group_portable(const float *const *in, int nch, int in_rows, int w, int d,
                                  int iy0, int q0, float *v, size_t v_xi, size_t stride)
 {
     int xq[LANES];
-    lane_columns(d, q0, xq);
+    wino_lane_columns(d, q0, LANES, xq);
     for (int c = 0; c < nch; c++) {
         const float *plane = in[c];
         float patch[6][6][LANES]; /* [row i][column k][lane]: D */
@@ -161,7 +154,7 @@ static void output_group_portable(const float *m, size_t m_xi, size_t stride, in
                                   int w, int d, int oy0, int q0, int lanes)
 {
     int xq[LANES];
-    lane_columns(d, q0, xq);
+    wino_lane_columns(d, q0, LANES, xq);
     for (int co = 0; co < nco; co++) {
         float mt[6][6][LANES];   /* [a][b][lane]: M */
         float cols[4][6][LANES]; /* [i][b][lane]: A^T M */

@@ -87,6 +87,33 @@ typedef struct {
 
 extern const wino_loops wino_loops_avx2, wino_loops_avx512;
 
+/* Image column of the tile in each of the n lanes of the group starting at
+ * tile q0 of its tile row (above). */
+static inline void wino_lane_columns(int d, int q0, int n, int *xq)
+{
+    for (int l = 0; l < n; l++)
+        xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
+}
+
+/* The patch rows of a group of tiles of dilation 1 (input rows iy0-1 ..
+ * iy0+4 of in_rows, columns x0-1 .. x0+4*lanes), for the next channel while
+ * this one is transformed: the channels' planes lie far apart, so the
+ * hardware does not see them coming. */
+static inline void wino_prefetch_patch(const float *plane, int in_rows, int w, int iy0, int x0,
+                                       int lanes)
+{
+    const int x_lo = x0 > 0 ? x0 - 1 : 0, x_hi = x0 + 4 * lanes < w ? x0 + 4 * lanes : w - 1;
+    for (int i = 0; i < 6; i++) {
+        const int y = iy0 + i - 1;
+        if (y < 0 || y >= in_rows)
+            continue;
+        const char *row = (const char *)(plane + (size_t)y * w);
+        for (int x = 4 * x_lo; x < 4 * x_hi; x += 64) /* every line, and the last */
+            __builtin_prefetch(row + x, 0, 3);
+        __builtin_prefetch(row + 4 * x_hi, 0, 3);
+    }
+}
+
 /* The AVX2 transforms, which the AVX-512 loops use too. */
 void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
                            int q0, float *v, size_t v_xi, size_t stride);

@@ -92,30 +92,6 @@ static inline void load_row_dense(const float *row, int w, int x0, __m256 p[6])
     p[5] = _mm256_blend_ps(_mm256_permutevar8x32_ps(p[1], down), _mm256_set1_ps(right), 0x80);
 }
 
-/* Image column of the tile in each lane of a group (see kernels.h). */
-static inline void lane_columns(int d, int q0, int xq[8])
-{
-    for (int l = 0; l < 8; l++)
-        xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
-}
-
-/* The next channel's patch rows, columns x0-1 .. x0+32, into L1 while this
- * channel is transformed: the channels' planes lie far apart, so the
- * hardware does not see them coming. */
-static inline void prefetch_patch(const float *plane, int in_rows, int w, int iy0, int x0)
-{
-    const int x_lo = x0 > 0 ? x0 - 1 : 0, x_hi = x0 + 32 < w ? x0 + 32 : w - 1;
-    for (int i = 0; i < 6; i++) {
-        const int y = iy0 + i - 1;
-        if (y < 0 || y >= in_rows)
-            continue;
-        const char *row = (const char *)(plane + (size_t)y * w);
-        for (int x = 4 * x_lo; x < 4 * x_hi; x += 64) /* every line, and the last */
-            _mm_prefetch(row + x, _MM_HINT_T0);
-        _mm_prefetch(row + 4 * x_hi, _MM_HINT_T0);
-    }
-}
-
 void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
                            int q0, float *v, size_t v_xi, size_t stride)
 {
@@ -123,7 +99,7 @@ void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, 
      * lanes' image columns, col_inside[k] which of them are in the image. */
     __m256i col_at[6], col_inside[6];
     int xq[8];
-    lane_columns(d, q0, xq);
+    wino_lane_columns(d, q0, 8, xq);
     for (int k = 0; k < 6; k++) {
         const __m256i x = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)xq),
                                            _mm256_set1_epi32(d * (k - 1)));
@@ -134,7 +110,7 @@ void wino_input_group_avx2(const float *const *in, int nch, int in_rows, int w, 
     for (int c = 0; c < nch; c++) {
         const float *plane = in[c];
         if (d == 1 && c + 1 < nch)
-            prefetch_patch(in[c + 1], in_rows, w, iy0, xq[0]);
+            wino_prefetch_patch(in[c + 1], in_rows, w, iy0, xq[0], 8);
         __m256 rows[6][6]; /* [patch row i][b]: B^T applied along each row */
         for (int i = 0; i < 6; i++) {
             const int y = iy0 + d * (i - 1);
@@ -185,7 +161,7 @@ void wino_output_group_avx2(const float *m, size_t m_xi, size_t stride, int nco,
                             int d, int oy0, int q0, int lanes)
 {
     int xq[8];
-    lane_columns(d, q0, xq);
+    wino_lane_columns(d, q0, 8, xq);
     for (int co = 0; co < nco; co++) {
         const float *mc = m + co * stride;
         __m256 cols[6][4]; /* [b][i]: A^T applied along each column b */

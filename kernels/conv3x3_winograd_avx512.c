@@ -90,30 +90,6 @@ static inline void load_row_dense(const float *row, int w, int x0, __m512 p[6])
                                                    _mm512_castps_si512(p[1]), 1));
 }
 
-/* Image column of the tile in each lane of a group (conv3x3_winograd.h). */
-static inline void lane_columns(int d, int q0, int xq[WIDE])
-{
-    for (int l = 0; l < WIDE; l++)
-        xq[l] = (q0 + l) % d + 4 * d * ((q0 + l) / d);
-}
-
-/* The next channel's patch rows, columns x0-1 .. x0+64, into L1 while this
- * channel is transformed: the channels' planes lie far apart, so the
- * hardware does not see them coming. */
-static inline void prefetch_patch(const float *plane, int in_rows, int w, int iy0, int x0)
-{
-    const int x_lo = x0 > 0 ? x0 - 1 : 0, x_hi = x0 + 64 < w ? x0 + 64 : w - 1;
-    for (int i = 0; i < 6; i++) {
-        const int y = iy0 + i - 1;
-        if (y < 0 || y >= in_rows)
-            continue;
-        const char *row = (const char *)(plane + (size_t)y * w);
-        for (int x = 4 * x_lo; x < 4 * x_hi; x += 64) /* every line, and the last */
-            _mm_prefetch(row + x, _MM_HINT_T0);
-        _mm_prefetch(row + 4 * x_hi, _MM_HINT_T0);
-    }
-}
-
 static void input_group16(const float *const *in, int nch, int in_rows, int w, int d, int iy0,
                           int q0, float *v, size_t v_xi, size_t stride)
 {
@@ -122,7 +98,7 @@ static void input_group16(const float *const *in, int nch, int in_rows, int w, i
     __m512i col_at[6];
     __mmask16 col_inside[6];
     int xq[WIDE];
-    lane_columns(d, q0, xq);
+    wino_lane_columns(d, q0, WIDE, xq);
     for (int k = 0; k < 6; k++) {
         col_at[k] = _mm512_add_epi32(_mm512_loadu_si512(xq), _mm512_set1_epi32(d * (k - 1)));
         col_inside[k] = _mm512_cmpge_epi32_mask(col_at[k], _mm512_setzero_si512()) &
@@ -131,7 +107,7 @@ static void input_group16(const float *const *in, int nch, int in_rows, int w, i
     for (int c = 0; c < nch; c++) {
         const float *plane = in[c];
         if (d == 1 && c + 1 < nch)
-            prefetch_patch(in[c + 1], in_rows, w, iy0, xq[0]);
+            wino_prefetch_patch(in[c + 1], in_rows, w, iy0, xq[0], WIDE);
         __m512 rows[6][6]; /* [patch row i][b]: B^T applied along each row */
         for (int i = 0; i < 6; i++) {
             const int y = iy0 + d * (i - 1);
@@ -184,7 +160,7 @@ static void output_group16(const float *m, size_t m_xi, size_t stride, int nco, 
                            size_t out_plane, int h, int w, int d, int oy0, int q0, int lanes)
 {
     int xq[WIDE];
-    lane_columns(d, q0, xq);
+    wino_lane_columns(d, q0, WIDE, xq);
     for (int co = 0; co < nco; co++) {
         const float *mc = m + co * stride;
         __m512 cols[6][4]; /* [b][i]: A^T applied along each column b */
