@@ -1,13 +1,21 @@
 #!/usr/bin/python3
-"""Convert a U2Net / U2NetP checkpoint or ONNX model to the u2net.c model file.
+"""Convert a U2Net / U2NetP / ISNet / RMBG-1.4 checkpoint or ONNX model to the
+u2net.c model file (docs/FORMAT.md, version 2).
 
     convert.py INPUT -o OUTPUT [--fp16] [--name NAME] [--force]
+               [--size N|WxH] [--mean R,G,B] [--std R,G,B] [--scale max|255]
+               [--normalise minmax|none] [--resize-back 8bit|float]
 
 INPUT is one of
-  - a PyTorch checkpoint (state dict) in either torch.save format: the zip
-    format (PyTorch >= 1.6) or the legacy pickle sequence (older files);
-  - an ONNX model, with BatchNorm already folded into the convolutions (as in
-    u2netp-fp16.onnx) or with explicit BatchNormalization nodes.
+  - a PyTorch state dict in either torch.save format: the zip format
+    (PyTorch >= 1.6, also under names like pytorch_model.bin) or the legacy
+    pickle sequence (older files such as u2net.pth);
+  - a safetensors file (model.safetensors);
+  - an ONNX model, float32 or float16, with BatchNorm already folded into the
+    convolutions or with explicit BatchNormalization nodes (8-bit quantized
+    graphs are refused).
+The network is read from the checkpoint's key names and shapes (or the ONNX
+graph), see tools/README.md.
 
 numpy and the standard library only: PyTorch and onnx are never imported.
 Pickles are read by a restricted unpickler that only accepts the few globals a
@@ -16,6 +24,8 @@ state dict needs, so a malicious checkpoint cannot run code.
 import argparse
 import collections
 import io
+import json
+import math
 import os
 import pickle
 import re
@@ -30,23 +40,44 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import u2net_format as fmt  # noqa: E402
 
 PROG = "convert.py"
-NET_LABEL = {"u2netp": "U2NetP", "u2net": "U2Net"}
 
 
 class ConvertError(Exception):
     """A problem with the input; the message is one line."""
 
 
-class Model(object):
-    """A converted network: name, network kind, stage table and folded tensors
-    (OrderedDict format name -> float32 array, in file order)."""
+def network_label(net):
+    """'U2Net', 'U2NetP', 'ISNet', or the layout for other channel counts."""
+    known = fmt.known_name(net)
+    if known:
+        return fmt.LABELS[known]
+    return "ISNet layout" if net.prelude and not net.fuse else "U2Net layout"
 
-    def __init__(self, name, network, stages, tensors, source=None):
+
+def default_name(net):
+    known = fmt.known_name(net)
+    if known:
+        return known
+    return "isnet" if net.prelude and not net.fuse else "u2net"
+
+
+class Model(object):
+    """A converted network: name, description (a u2net_format.Network) and
+    folded tensors (OrderedDict format name -> float32 array, in file order)."""
+
+    def __init__(self, name, net, tensors, source=None):
         self.name = name
-        self.network = network
-        self.stages = [tuple(s) for s in stages]
+        self.net = net
         self.tensors = tensors
         self.source = source
+
+    @property
+    def stages(self):
+        return list(self.net.stages)
+
+    @property
+    def label(self):
+        return network_label(self.net)
 
     @property
     def conv_count(self):
@@ -57,7 +88,7 @@ class Model(object):
         return sum(int(a.size) for a in self.tensors.values())
 
     def __repr__(self):
-        return "<Model %s (%s): %d convs, %d values>" % (self.name, self.network, self.conv_count, self.value_count)
+        return "<Model %s (%s): %d convs, %d values>" % (self.name, self.label, self.conv_count, self.value_count)
 
 
 # ---------------------------------------------------------------------------
@@ -361,27 +392,90 @@ def _find_state_dict(obj):
 
 
 # ---------------------------------------------------------------------------
+# safetensors
+
+SAFETENSORS_MAX_HEADER = 100 * 1000 * 1000     # the format's own limit
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4"}
+
+
+def _no_duplicate_keys(pairs):
+    out = collections.OrderedDict()
+    for k, v in pairs:
+        if k in out:
+            raise ConvertError("corrupt safetensors header: key %s appears twice" % k)
+        out[k] = v
+    return out
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def load_safetensors(buf):
+    """A safetensors file -> OrderedDict name -> numpy array. Every offset and
+    length is checked against the header and the file; the tensors must fill
+    the data exactly, without overlaps or gaps."""
+    if len(buf) < 8:
+        raise ConvertError("truncated safetensors file (%d bytes)" % len(buf))
+    n = struct.unpack_from("<Q", buf, 0)[0]
+    if n > SAFETENSORS_MAX_HEADER:
+        raise ConvertError("corrupt safetensors file: header length %d is over the format's limit" % n)
+    if n > len(buf) - 8:
+        raise ConvertError("truncated safetensors file: the header needs %d bytes, %d follow the length"
+                           % (n, len(buf) - 8))
+    try:
+        header = json.loads(bytes(buf[8:8 + n]).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ConvertError("corrupt safetensors header (%s)" % e)
+    if not isinstance(header, dict):
+        raise ConvertError("corrupt safetensors header: not a JSON object")
+    data = memoryview(buf)[8 + n:]
+    spans = []
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        if not isinstance(v, dict) or sorted(v) != ["data_offsets", "dtype", "shape"]:
+            raise ConvertError("corrupt safetensors header: tensor %s needs exactly dtype, shape and data_offsets" % k)
+        dt, shape, offs = v["dtype"], v["shape"], v["data_offsets"]
+        if dt not in _ST_DTYPES:
+            raise ConvertError("tensor %s has dtype %s, which is not supported (%s)"
+                               % (k, dt, ", ".join(_ST_DTYPES)))
+        if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
+            raise ConvertError("corrupt safetensors header: tensor %s has shape %s" % (k, json.dumps(shape)))
+        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)
+                and 0 <= offs[0] <= offs[1] <= len(data)):
+            raise ConvertError("corrupt or truncated safetensors file: tensor %s has data_offsets %s, the data is %d bytes"
+                               % (k, json.dumps(offs), len(data)))
+        need = int(np.prod(shape, dtype=object)) * np.dtype(_ST_DTYPES[dt]).itemsize
+        if offs[1] - offs[0] != need:
+            raise ConvertError("corrupt safetensors header: tensor %s (%s %s) needs %d bytes, data_offsets %s hold %d"
+                               % (k, dt, _shape_str(shape), need, json.dumps(offs), offs[1] - offs[0]))
+        spans.append((offs[0], offs[1], k))
+    pos, last = 0, None
+    for b, e, k in sorted(spans):
+        if b < pos:
+            raise ConvertError("corrupt safetensors file: tensor %s overlaps tensor %s" % (k, last))
+        if b > pos:
+            raise ConvertError("corrupt safetensors file: data bytes %d..%d belong to no tensor" % (pos, b))
+        pos, last = e, k
+    if pos != len(data):
+        raise ConvertError("corrupt safetensors file: %d bytes after the last tensor" % (len(data) - pos))
+    out = collections.OrderedDict()
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        a = np.frombuffer(data[b:e], dtype=_ST_DTYPES[v["dtype"]]).reshape(v["shape"])
+        if v["dtype"] == "BF16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        out[k] = a
+    if not out:
+        raise ConvertError("safetensors file holds no tensors")
+    return out
+
+
+# ---------------------------------------------------------------------------
 # state dict -> model
-
-def _official_keys(stages):
-    """Expected official keys for a stage table: OrderedDict key -> shape, and the
-    set of optional keys (num_batches_tracked)."""
-    want = collections.OrderedDict()
-    optional = set()
-    for prefix, ci, co, k, _d in fmt.conv_list(stages):
-        if prefix.startswith("stage"):
-            want[prefix + ".conv_s1.weight"] = (co, ci, k, k)
-            want[prefix + ".conv_s1.bias"] = (co,)
-            for f in ("weight", "bias", "running_mean", "running_var"):
-                want[prefix + ".bn_s1." + f] = (co,)
-            nbt = prefix + ".bn_s1.num_batches_tracked"
-            want[nbt] = ()
-            optional.add(nbt)
-        else:
-            want[prefix + ".weight"] = (co, ci, k, k)
-            want[prefix + ".bias"] = (co,)
-    return want, optional
-
 
 def _shape_str(s):
     return "[%s]" % ", ".join(str(int(v)) for v in s)
@@ -399,18 +493,108 @@ def _strip_prefix(sd):
     return out
 
 
-def detect_network(shapes, expected_fn):
-    """Pick the known network that best fits {key: shape}. Returns (net, stages, want, optional)."""
-    best = None
-    for net, stages in fmt.NETWORKS:
-        want, optional = expected_fn(stages)
-        good = sum(1 for k, s in want.items() if k in shapes and tuple(shapes[k]) == s)
-        present = sum(1 for k in want if k in shapes)
-        score = (good, present)
-        if best is None or score > best[0]:
-            best = (score, net, stages, want, optional)
-    (good, present), net, stages, want, optional = best
-    return net, stages, want, optional, good, present
+_KEY_RE = re.compile(r"^(stage(\d+)(d?))\.rebnconv(in|\d+d?)\.(conv_s1|bn_s1)\.")
+_STEM = "conv_in"          # ISNet's stem, the one prelude layer a state dict has
+_BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _deepest_two_levels(index, count):
+    """The family rule for stages whose dilations a state dict does not show:
+    stagen, stage{n-1} and stage{n-1}d are RSU-F, every other stage RSU-L."""
+    return fmt.stage_level(index, count) >= (count + 1) // 2 - 1
+
+
+def checkpoint_prefix(prefix):
+    """The state-dict key prefix of a tensor-table conv: prelude1 is ISNet's conv_in."""
+    return _STEM if prefix == "prelude1" else prefix
+
+
+def expected_keys(net):
+    """Official keys of a description: OrderedDict key -> shape, and the set
+    of optional keys (num_batches_tracked)."""
+    want = collections.OrderedDict()
+    optional = set()
+    for prefix, ci, co, k, _d in fmt.conv_list(net):
+        if prefix.startswith("stage"):
+            want[prefix + ".conv_s1.weight"] = (co, ci, k, k)
+            want[prefix + ".conv_s1.bias"] = (co,)
+            for f in _BN_FIELDS:
+                want[prefix + ".bn_s1." + f] = (co,)
+            nbt = prefix + ".bn_s1.num_batches_tracked"
+            want[nbt] = ()
+            optional.add(nbt)
+        else:
+            p = checkpoint_prefix(prefix)
+            want[p + ".weight"] = (co, ci, k, k)
+            want[p + ".bias"] = (co,)
+    return want, optional
+
+
+def _conv_shape(shapes, key):
+    if key not in shapes:
+        raise ConvertError("missing key %s" % key)
+    if len(shapes[key]) != 4:
+        raise ConvertError("%s has shape %s, expected a 4-D convolution weight" % (key, _shape_str(shapes[key])))
+    return shapes[key]
+
+
+def describe_state_dict(shapes):
+    """The network a state dict holds, from its key names and shapes: stage
+    names and heights from the keys, channels from the weights' shapes (each
+    stage's input channels follow from the stages before it), RSU-F for the
+    two deepest levels; ISNet if it has conv_in and no outconv, U2Net if it
+    has outconv and no conv_in."""
+    enc, dec, height = set(), set(), collections.Counter()
+    for k in shapes:
+        m = _KEY_RE.match(k)
+        if not m:
+            continue
+        (dec if m.group(3) else enc).add(int(m.group(2)))
+        conv = m.group(4)
+        if conv != "in" and not conv.endswith("d"):
+            height[m.group(1)] = max(height[m.group(1)], int(conv))
+    if not enc:
+        example = next(iter(shapes), "none")
+        raise ConvertError("unknown network: not a U2Net/ISNet-family state dict (%d keys, first %s)"
+                           % (len(shapes), example))
+    n = max(enc)
+    if n < 2:
+        raise ConvertError("unknown network: only stage1 (a U2Net/ISNet-family network has stage1..stagen, n >= 2)")
+    names = ["stage%d" % k for k in range(1, n + 1)] + ["stage%dd" % k for k in range(n - 1, 0, -1)]
+    count = len(names)
+    has_stem = _STEM + ".weight" in shapes
+    has_fuse = "outconv.weight" in shapes
+    if has_stem and has_fuse:
+        raise ConvertError("conv_in and outconv both present: neither the U2Net layout (outconv, no conv_in) "
+                           "nor ISNet's (conv_in, no outconv)")
+    if not has_stem and not has_fuse:
+        raise ConvertError("missing key outconv.weight (U2Net) or conv_in.weight (ISNet)")
+    cin = _conv_shape(shapes, _STEM + ".weight")[0] if has_stem else 3
+    outs = []
+    stages = []
+    for i, sname in enumerate(names):
+        w_in = _conv_shape(shapes, sname + ".rebnconvin.conv_s1.weight")
+        mid = _conv_shape(shapes, sname + ".rebnconv1.conv_s1.weight")[0]
+        L = height[sname]
+        if L < 2:
+            raise ConvertError("missing key %s.rebnconv2.conv_s1.weight (an RSU block has rebnconv1..rebnconvL, L >= 2)"
+                               % sname)
+        if i == 0:
+            ci = cin
+        elif i < n:
+            ci = outs[i - 1]
+        else:
+            k = count - i                     # decoder stagekd: up(deeper) + encoder k
+            ci = outs[i - 1] + outs[k - 1]
+        kind = fmt.RSU_F if _deepest_two_levels(i, count) else fmt.RSU_L
+        stages.append((kind, L, ci, mid, w_in[0], fmt.ENCODER if i < n else fmt.DECODER))
+        outs.append(w_in[0])
+    net = fmt.isnet_network(stages) if has_stem else fmt.u2net_network(stages)
+    try:
+        fmt.check_network(net)
+    except fmt.FormatError as e:
+        raise ConvertError("not a network the model file can hold: %s" % e)
+    return net
 
 
 def convert_state_dict(sd, name=None):
@@ -424,17 +608,10 @@ def convert_state_dict(sd, name=None):
                 sd[k] = np.asarray(v)
             except Exception:
                 raise ConvertError("state dict entry %s is not an array" % k)
-    shapes = {k: tuple(v.shape) for k, v in sd.items()}
-    net, stages, want, optional, good, present = detect_network(shapes, _official_keys)
-    required = [k for k in want if k not in optional]
-    label = NET_LABEL[net]
-    if present < len(required) // 2:
-        example = next(iter(sd))
-        raise ConvertError("unknown network: not a U2Net/U2NetP state dict (%d keys, first %s)" % (len(sd), example))
-    if good < len(required) // 2:
-        k = next(k for k, s in want.items() if k in shapes and shapes[k] != s)
-        raise ConvertError("unknown network: shapes fit neither U2Net nor U2NetP (%s has shape %s, %s expects %s)"
-                           % (k, _shape_str(shapes[k]), label, _shape_str(want[k])))
+    shapes = collections.OrderedDict((k, tuple(v.shape)) for k, v in sd.items())
+    net = describe_state_dict(shapes)
+    label = network_label(net)
+    want, optional = expected_keys(net)
     for k, s in want.items():
         if k not in sd:
             if k in optional:
@@ -453,7 +630,7 @@ def convert_state_dict(sd, name=None):
             if not np.all(np.isfinite(a.astype(np.float64))):
                 raise ConvertError("%s has non-finite values" % k)
     tensors = collections.OrderedDict()
-    for prefix, _ci, _co, _k, _d in fmt.conv_list(stages):
+    for prefix, _ci, _co, _k, _d in fmt.conv_list(net):
         if prefix.startswith("stage"):
             g = lambda f: sd[prefix + f]  # noqa: E731
             var = g(".bn_s1.running_var")
@@ -462,12 +639,13 @@ def convert_state_dict(sd, name=None):
             w, b = fmt.fold_bn(g(".conv_s1.weight"), g(".conv_s1.bias"), g(".bn_s1.weight"),
                                g(".bn_s1.bias"), g(".bn_s1.running_mean"), var)
         else:
-            w = sd[prefix + ".weight"].astype(np.float32)
-            b = sd[prefix + ".bias"].astype(np.float32)
+            p = checkpoint_prefix(prefix)
+            w = sd[p + ".weight"].astype(np.float32)
+            b = sd[p + ".bias"].astype(np.float32)
         _check_finite(prefix, w, b)
         tensors[prefix + ".weight"] = w
         tensors[prefix + ".bias"] = b
-    return Model(name or net, net, stages, tensors, "state_dict")
+    return Model(name or default_name(net), net, tensors, "state_dict")
 
 
 def _check_finite(prefix, w, b):
@@ -700,19 +878,27 @@ def parse_onnx(buf):
 _PASS = ("Identity", "Cast")
 _SIDE_RE = re.compile(r"(?:^|[./_])side(\d+)(?:[./_]|$)")
 _BODY_RE = re.compile(r"(?:^|\.)(stage\d+d?)\.(rebnconv(?:in|\d+d?))\.conv_s1\.weight$")
+_BODY_NODE_RE = re.compile(r"^/(stage\d+d?)/(rebnconv(?:in|\d+d?))/conv_s1/Conv(?:_\d+)?$")
 
 
-def convert_onnx_bytes(buf, name=None):
-    nodes, inits = parse_onnx(buf)
-    producer = {}
-    consumers = collections.defaultdict(list)
+def _is_quantized_op(op):
+    """ONNX's 8-bit operators (ConvInteger, MatMulInteger, QLinearConv,
+    QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, ...) and ONNX
+    Runtime's contrib ones (QLinearAdd, QGemm, DynamicQuantizeMatMul, ...)."""
+    return "Quantize" in op or "Integer" in op or op.startswith("QLinear") or op in ("QGemm", "QAttention")
+
+
+def _refuse_quantized(nodes):
     for n in nodes:
-        for o in n.outputs:
-            if o:
-                producer[o] = n
-        for i in n.inputs:
-            if i:
-                consumers[i].append(n)
+        if _is_quantized_op(n.op):
+            raise ConvertError("quantized ONNX model (%s): 8-bit weights are not supported; convert the "
+                               "float32 or float16 model instead" % n.label())
+
+
+def _collect_convs(nodes, inits, producer, consumers):
+    """Every Conv node with its constant weights (BatchNorm that follows it
+    folded in): dicts node, wname, W, b, dil, pads, strides; and the indices
+    of the BatchNormalization nodes folded."""
     cache = {}
 
     def const(tname, user):
@@ -735,15 +921,15 @@ def convert_onnx_bytes(buf, name=None):
                 v = v.astype({_ONNX_FLOAT: np.float32, _ONNX_FLOAT16: np.float16, _ONNX_DOUBLE: np.float64}[to])
         else:
             raise ConvertError("%s: input %s is not a constant weight" % (user.label(), tname))
+        if v.dtype.kind != "f":
+            raise ConvertError("%s: weight %s has type %s, not floating point (quantized?)" % (user.label(), tname, v.dtype))
         cache[tname] = v
         return v
 
-    convs = []   # dicts: node, weight name, W, b
+    convs = []
     folded_bn = set()
     for n in nodes:
-        if n.op != "Conv":
-            continue
-        if n.domain not in ("", "ai.onnx"):
+        if n.op != "Conv" or n.domain not in ("", "ai.onnx"):
             continue
         if len(n.inputs) < 2:
             raise ConvertError("%s has no weight input" % n.label())
@@ -753,16 +939,11 @@ def convert_onnx_bytes(buf, name=None):
         b = const(n.inputs[2], n) if len(n.inputs) > 2 and n.inputs[2] else None
         if b is not None and b.shape != (w.shape[0],):
             raise ConvertError("%s: bias %s has shape %s, expected [%d]" % (n.label(), n.inputs[2], _shape_str(b.shape), w.shape[0]))
-        group = n.attr_int("group", 1)
-        strides = n.attr_ints("strides") or [1, 1]
-        if group != 1 or any(s != 1 for s in strides):
-            raise ConvertError("%s: group %d strides %s are not a U2Net convolution" % (n.label(), group, strides))
-        dil = n.attr_ints("dilations") or [1, 1]
-        pads = n.attr_ints("pads") or [0, 0, 0, 0]
+        if n.attr_int("group", 1) != 1:
+            raise ConvertError("%s: group %d is not a U2Net/ISNet convolution" % (n.label(), n.attr_int("group", 1)))
         # follow Identity/Cast to a BatchNormalization that is the only consumer
-        out = n.outputs[0]
         bn = None
-        t = out
+        t = n.outputs[0]
         while True:
             users = consumers.get(t, [])
             if len(users) != 1:
@@ -796,132 +977,286 @@ def convert_onnx_bytes(buf, name=None):
             Wf = W.astype(np.float32)
             Bf = np.zeros(w.shape[0], np.float32) if B is None else B.astype(np.float32)
         _check_finite("%s (%s)" % (n.label(), n.inputs[1]), Wf, Bf)
-        convs.append({"node": n, "wname": n.inputs[1], "W": Wf, "b": Bf, "dil": list(dil), "pads": list(pads)})
+        convs.append({"node": n, "wname": n.inputs[1], "W": Wf, "b": Bf,
+                      "dil": list(n.attr_ints("dilations") or [1, 1]),
+                      "pads": list(n.attr_ints("pads") or [0, 0, 0, 0]),
+                      "strides": list(n.attr_ints("strides") or [1, 1])})
     for n in nodes:
         if n.op == "BatchNormalization" and n.index not in folded_bn:
             raise ConvertError("%s does not directly follow a Conv: unexpected graph" % n.label())
-    if not convs:
-        raise ConvertError("ONNX graph has no Conv nodes: unknown network")
+    return convs
 
-    out_ch = 1
-    outs = [c for c in convs if c["W"].shape[2:] == (1, 1)]
-    sides = [c for c in convs if c["W"].shape[2:] != (1, 1) and c["W"].shape[0] == out_ch]
-    body = [c for c in convs if c not in outs and c not in sides]
-    net = None
-    for cand, stages in fmt.NETWORKS:
-        want = [e for e in fmt.conv_list(stages) if e[0].startswith("stage")]
-        if len(want) == len(body) and all(c["W"].shape == (e[2], e[1], e[3], e[3]) for c, e in zip(body, want)):
-            net = cand
-            break
-    if net is None:
-        best = None
-        for cand, stages in fmt.NETWORKS:
-            want = [e for e in fmt.conv_list(stages) if e[0].startswith("stage")]
-            if len(want) != len(body):
+
+class _Graph(object):
+    """Producers and consumers of an ONNX graph's tensors, and its convs."""
+
+    def __init__(self, nodes, inits):
+        self.nodes, self.inits = nodes, inits
+        self.producer = {}
+        self.consumers = collections.defaultdict(list)
+        for n in nodes:
+            for o in n.outputs:
+                if o:
+                    self.producer[o] = n
+            for i in n.inputs:
+                if i:
+                    self.consumers[i].append(n)
+        self.convs = _collect_convs(nodes, inits, self.producer, self.consumers)
+        self.conv_of_node = {id(c["node"]): c for c in self.convs}
+
+    def through(self, t, ops=_PASS):
+        """The tensor `t` comes from once Identity/Cast (or `ops`) are skipped, and its producer."""
+        for _ in range(len(self.nodes) + 1):
+            p = self.producer.get(t)
+            if p is None or p.op not in ops or not p.inputs:
+                return t, p
+            t = p.inputs[0]
+        raise ConvertError("cycle in the ONNX graph")
+
+    def conv_before(self, t):
+        """The conv whose output `t` is after ReLU / BatchNorm / Cast / Identity, or None."""
+        _t, p = self.through(t, _PASS + ("Relu", "BatchNormalization"))
+        return self.conv_of_node.get(id(p)) if p is not None else None
+
+
+def _stage_members(g, first, last):
+    """The convs of the RSU block from `first` (rebnconvin) to `last`
+    (rebnconv1d): everything `last` depends on back to `first`, in graph order."""
+    members = {id(first["node"]): first, id(last["node"]): last}
+    seen = set()
+    todo = [last["node"].inputs[0]]
+    steps = 0
+    while todo:
+        t = todo.pop()
+        if t in seen or not t:
+            continue
+        seen.add(t)
+        steps += 1
+        if steps > 4 * len(g.nodes) + 16:
+            raise ConvertError("cycle in the ONNX graph")
+        p = g.producer.get(t)
+        if p is None:
+            if t in g.inits:
                 continue
-            good = sum(c["W"].shape == (e[2], e[1], e[3], e[3]) for c, e in zip(body, want))
-            if best is None or good > best[0]:
-                best = (good, cand, want)
-        if best is None or best[0] < len(body) // 2:
-            raise ConvertError("unknown network: %d body convolutions, %d side convolutions, %d 1x1 convolutions "
-                               "(U2Net/U2NetP have 112, 6, 1)" % (len(body), len(sides), len(outs)))
-        _good, cand, want = best
-        for c, e in zip(body, want):
-            s = (e[2], e[1], e[3], e[3])
-            if c["W"].shape != s:
-                raise ConvertError("%s weight %s has shape %s, expected %s for %s.weight (%s)" % (
-                    c["node"].label(), c["wname"], _shape_str(c["W"].shape), _shape_str(s), e[0], NET_LABEL[cand]))
-    stages = dict(fmt.NETWORKS)[net]
-    label = NET_LABEL[net]
-    clist = fmt.conv_list(stages, out_ch)
-    nst = (len(stages) + 1) // 2
-    body_want = [e for e in clist if e[0].startswith("stage")]
-    # names in the graph, when they are official keys, must agree with the order
-    for c, e in zip(body, body_want):
-        m = _BODY_RE.search(c["wname"])
-        if m and "%s.%s" % m.groups() != e[0]:
-            raise ConvertError("%s weight %s sits where %s belongs: unexpected graph order" % (c["node"].label(), c["wname"], e[0]))
-        _check_geometry(c, e)
-    if len(sides) != nst or len(outs) != 1:
-        raise ConvertError("%d side and %d 1x1 convolutions, %s has %d and 1" % (len(sides), len(outs), label, nst))
-    # which side is which: trace each side conv's input back to the stage producing it
-    stage_of = {}
-    idx = 0
-    names = fmt.stage_names(stages)
-    for si, st in enumerate(stages):
-        for _ in fmt.stage_convs(st):
-            stage_of[id(body[idx]["node"])] = si
-            idx += 1
-    assigned = {}
-    for pos, c in enumerate(sides):
-        k = _trace_side(c["node"], producer, stage_of, nst)
-        m = _SIDE_RE.search(c["wname"])
-        kn = int(m.group(1)) if m else None
-        if k is not None and kn is not None and k != kn:
-            raise ConvertError("%s (%s) reads %s's output, which feeds side%d" % (c["node"].label(), c["wname"],
-                                                                                 names[2 * nst - 1 - k] if k < nst else names[nst - 1], k))
-        k = k if k is not None else kn if kn is not None else pos + 1
-        if not 1 <= k <= nst or k in assigned:
-            raise ConvertError("cannot tell which side output %s (%s) is" % (c["node"].label(), c["wname"]))
-        assigned[k] = c
-    tensors = collections.OrderedDict()
-    for prefix, ci, co, ks, d in clist:
-        if prefix.startswith("stage"):
-            c = body.pop(0)
-        elif prefix == "outconv":
-            c = outs[0]
+            raise ConvertError("%s: the block it ends reaches the graph input without passing %s: unexpected graph"
+                               % (last["node"].label(), first["node"].label()))
+        if p is first["node"] or p.op == "Constant":
+            continue
+        c = g.conv_of_node.get(id(p))
+        if c is not None:
+            members[id(p)] = c
+            todo.append(p.inputs[0])
+        elif p.op == "BatchNormalization":
+            todo.append(p.inputs[0])
         else:
-            c = assigned[int(prefix[4:])]
+            todo.extend(p.inputs)
+    return sorted(members.values(), key=lambda c: c["node"].index)
+
+
+def _read_prelude(g, stage1):
+    """The layers between the graph input and stage 1: (PreludeConv or
+    PreludePool, conv dict or None) in order."""
+    layers = []
+    relu = False
+    t = stage1["node"].inputs[0]
+    while True:
+        t, p = g.through(t)
+        if p is None:
+            if t in g.inits:
+                raise ConvertError("stage1's input %s is a constant" % t)
+            break
+        if len(layers) > fmt.MAX_PRELUDE:
+            raise ConvertError("more than %d layers between the graph input and stage1" % fmt.MAX_PRELUDE)
+        c = g.conv_of_node.get(id(p))
+        if p.op == "Relu" and not relu:
+            relu = True
+            t = p.inputs[0]
+        elif p.op == "BatchNormalization":
+            t = p.inputs[0]          # folded into the conv before it
+        elif c is not None:
+            s, d = c["strides"], c["dil"]
+            if c["W"].shape[2:] != (3, 3) or len(set(s)) != 1 or len(set(d)) != 1 or c["pads"] != [d[0]] * 4:
+                raise ConvertError("%s (%s): kernel %s strides %s dilations %s pads %s: a prelude convolution is 3x3 "
+                                   "with padding = dilation" % (p.label(), c["wname"], _shape_str(c["W"].shape[2:]),
+                                                                s, d, c["pads"]))
+            layers.append((fmt.PreludeConv(int(c["W"].shape[1]), int(c["W"].shape[0]), s[0], d[0], int(relu)), c))
+            relu = False
+            t = p.inputs[0]
+        elif p.op == "MaxPool" and not relu:
+            if (p.attr_ints("kernel_shape") != [2, 2] or p.attr_ints("strides") != [2, 2]
+                    or p.attr_int("ceil_mode", 0) != 1 or any(p.attr_ints("pads") or [])
+                    or any(v != 1 for v in (p.attr_ints("dilations") or []))):
+                raise ConvertError("%s: a prelude pool is 2x2, stride 2, ceil mode, no padding" % p.label())
+            layers.append((fmt.PreludePool(), None))
+            t = p.inputs[0]
+        else:
+            raise ConvertError("%s between the graph input and stage1: not a U2Net/ISNet-family prelude" % p.label())
+    if relu:
+        raise ConvertError("a Relu between the graph input and stage1 follows no convolution")
+    return layers[::-1]
+
+
+def describe_onnx(g):
+    """The network an ONNX graph computes and the conv of each tensor-table
+    entry: (Network, {prefix: conv dict}). Stages are the residual (RSU)
+    blocks, each ending in an Add of its rebnconv1d and rebnconvin, in graph
+    order; RSU-F vs RSU-L from rebnconv2's dilation; the prelude is what lies
+    between the graph input and stage 1; a side is a 3x3 conv reading a
+    stage's output, the fuse conv the 1x1 one."""
+    blocks = []
+    for n in g.nodes:
+        if n.op == "Add" and len(n.inputs) == 2:
+            a, b = g.conv_before(n.inputs[0]), g.conv_before(n.inputs[1])
+            if a is not None and b is not None and a is not b:
+                first, last = sorted((a, b), key=lambda c: c["node"].index)
+                blocks.append((n, first, last))
+    if not blocks:
+        raise ConvertError("unknown network: no U2Net/ISNet residual (RSU) block in the ONNX graph (%d Conv nodes)"
+                           % len(g.convs))
+    blocks.sort(key=lambda blk: blk[1]["node"].index)
+    count = len(blocks)
+    if count < fmt.MIN_STAGES or count % 2 != 1:
+        raise ConvertError("unknown network: %d residual (RSU) blocks, a U2Net/ISNet-family network has 2n-1, n >= 2"
+                           % count)
+    n = (count + 1) // 2
+    names = fmt.stage_names([None] * count)
+    owner = {}
+    stage_of_add = {}
+    stages = []
+    members = []
+    for i, (add, first, last) in enumerate(blocks):
+        mem = _stage_members(g, first, last)
+        for c in mem:
+            if id(c["node"]) in owner:
+                raise ConvertError("%s belongs to two residual blocks: unexpected graph" % c["node"].label())
+            owner[id(c["node"])] = i
+        if mem[0] is not first or len(mem) % 2 or len(mem) < 4:
+            raise ConvertError("%s: the block ending at %s has %d convolutions, not an RSU block"
+                               % (names[i], add.label(), len(mem)))
+        L = len(mem) // 2
+        if L >= 3:
+            kind = fmt.RSU_F if mem[2]["dil"] != [1, 1] else fmt.RSU_L
+        else:         # RSU-L and RSU-F of height 2 are the same convolutions
+            kind = fmt.RSU_F if _deepest_two_levels(i, count) else fmt.RSU_L
+        W0 = first["W"]
+        stages.append((kind, L, int(W0.shape[1]), int(mem[1]["W"].shape[0]), int(W0.shape[0]),
+                       fmt.ENCODER if i < n else fmt.DECODER))
+        stage_of_add[id(add)] = i
+        members.append(mem)
+    prelude = _read_prelude(g, blocks[0][1])
+    used = set(owner) | set(id(c["node"]) for _l, c in prelude if c is not None)
+    sides, fuses = {}, []
+    for c in g.convs:
+        if id(c["node"]) in used:
+            continue
+        if c["W"].shape[2:] == (1, 1):
+            fuses.append(c)
+            continue
+        _t, p = g.through(c["node"].inputs[0])
+        s = stage_of_add.get(id(p)) if p is not None else None
+        if s is None:
+            raise ConvertError("%s (%s) reads no stage's output: not part of a U2Net/ISNet-family network"
+                               % (c["node"].label(), c["wname"]))
+        if s == n - 1:
+            k = n
+        elif s >= n:
+            k = count - s
+        else:
+            raise ConvertError("%s (%s) reads %s, which feeds no side output in the U2Net/ISNet family"
+                               % (c["node"].label(), c["wname"], names[s]))
+        for label in (c["wname"], c["node"].name):
+            m = _SIDE_RE.search(label)
+            if m and int(m.group(1)) != k:
+                raise ConvertError("%s (%s) reads %s's output, which feeds side%d" % (c["node"].label(), c["wname"], names[s], k))
+        if k in sides:
+            raise ConvertError("%s and %s both read %s" % (sides[k]["node"].label(), c["node"].label(), names[s]))
+        sides[k] = c
+    for k in range(1, n + 1):
+        if k not in sides:
+            raise ConvertError("no side convolution reads %s (side%d)" % (names[n - 1] if k == n else "stage%dd" % k, k))
+    if len(fuses) > 1:
+        raise ConvertError("%d 1x1 convolutions (%s): a U2Net-family network has one fuse convolution"
+                           % (len(fuses), ", ".join(c["node"].label() for c in fuses)))
+    if prelude and fuses:
+        raise ConvertError("a prelude before stage1 and a fuse convolution: neither the U2Net layout (outconv, no "
+                           "prelude) nor ISNet's (conv_in, no outconv)")
+    if not prelude and not fuses:
+        raise ConvertError("no fuse convolution and no prelude before stage1: neither the U2Net layout (outconv) "
+                           "nor ISNet's (conv_in)")
+    if fuses:
+        _check_fuse_order(g, fuses[0], sides)
+        net = fmt.u2net_network(stages)
+    else:
+        net = fmt.Network(tuple(l for l, _c in prelude), tuple(stages),
+                          tuple(fmt.Side(2 * n - 1 - k, 0) for k in range(1, n + 1)), False, 0,
+                          fmt.ISNET_PROCESSING, 3, 1)
+    try:
+        fmt.check_network(net)
+    except fmt.FormatError as e:
+        raise ConvertError("not a network the model file can hold: %s" % e)
+    where = collections.OrderedDict()
+    for i, (layer, c) in enumerate(prelude, 1):
+        if c is not None:
+            where["prelude%d" % i] = c
+    for i, (sname, mem) in enumerate(zip(names, members)):
+        for (cname, _ci, _co, _k, _d), c in zip(fmt.stage_convs(stages[i]), mem):
+            where["%s.%s" % (sname, cname)] = c
+    for k in range(1, n + 1):
+        where["side%d" % k] = sides[k]
+    if fuses:
+        where["outconv"] = fuses[0]
+    return net, where
+
+
+def _check_fuse_order(g, fuse, sides):
+    """The fuse conv must read cat(side1, ..., siden), each side possibly resized."""
+    _t, cat = g.through(fuse["node"].inputs[0])
+    got = []
+    if cat is not None and cat.op == "Concat":
+        for t in cat.inputs:
+            _t, p = g.through(t, _PASS + ("Resize",))
+            got.append(next((k for k, c in sides.items() if p is c["node"]), None))
+    if got != list(range(1, len(sides) + 1)):
+        raise ConvertError("%s (%s) does not read the side outputs concatenated in order side1..side%d"
+                           % (fuse["node"].label(), fuse["wname"], len(sides)))
+
+
+def _check_geometry(c, e, stride=1):
+    prefix, _ci, _co, k, d = e
+    p = d * (k // 2)
+    if c["dil"] != [d, d] or c["pads"] != [p, p, p, p] or c["strides"] != [stride, stride]:
+        raise ConvertError("%s (%s, %s): dilations %s pads %s strides %s, expected dilation %d padding %d stride %d"
+                           % (c["node"].label(), c["wname"], prefix, c["dil"], c["pads"], c["strides"], d, p, stride))
+
+
+def convert_onnx_bytes(buf, name=None):
+    nodes, inits = parse_onnx(buf)
+    _refuse_quantized(nodes)
+    g = _Graph(nodes, inits)
+    if not g.convs:
+        raise ConvertError("ONNX graph has no Conv nodes: unknown network")
+    net, where = describe_onnx(g)
+    label = network_label(net)
+    strides = {"prelude%d" % i: layer.stride for i, layer in enumerate(net.prelude, 1)
+               if isinstance(layer, fmt.PreludeConv)}
+    tensors = collections.OrderedDict()
+    for e in fmt.conv_list(net):
+        prefix, ci, co, ks, _d = e
+        c = where[prefix]
         want_shape = (co, ci, ks, ks)
         if c["W"].shape != want_shape:
             raise ConvertError("%s weight %s has shape %s, expected %s for %s.weight (%s)" % (
                 c["node"].label(), c["wname"], _shape_str(c["W"].shape), _shape_str(want_shape), prefix, label))
-        if not prefix.startswith("stage"):
-            _check_geometry(c, (prefix, ci, co, ks, d))
+        # names in the graph, when they are official keys or module paths, must agree with the order
+        for regex, text in ((_BODY_RE, c["wname"]), (_BODY_NODE_RE, c["node"].name)):
+            m = regex.search(text)
+            if m and "%s.%s" % m.groups() != prefix:
+                raise ConvertError("%s (%s) sits where %s belongs: unexpected graph order"
+                                   % (c["node"].label(), c["wname"], prefix))
+        _check_geometry(c, e, strides.get(prefix, 1))
         tensors[prefix + ".weight"] = c["W"]
         tensors[prefix + ".bias"] = c["b"]
-    return Model(name or net, net, stages, tensors, "onnx")
-
-
-def _check_geometry(c, e):
-    prefix, _ci, _co, k, d = e
-    p = d * (k // 2)
-    if c["dil"] != [d, d] or c["pads"] != [p, p, p, p]:
-        raise ConvertError("%s (%s, %s): dilations %s pads %s, expected dilation %d padding %d"
-                           % (c["node"].label(), c["wname"], prefix, c["dil"], c["pads"], d, p))
-
-
-def _trace_side(node, producer, stage_of, nst):
-    """Side index (1..n) from the stage whose output feeds this conv, or None."""
-    seen = set()
-    todo = [node.inputs[0]]
-    stages = set()
-    steps = 0
-    while todo and steps < 64:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        steps += 1
-        p = producer.get(t)
-        if p is None:
-            return None
-        if p.op == "Conv":
-            if id(p) not in stage_of:
-                return None
-            stages.add(stage_of[id(p)])
-            continue
-        if p.op not in ("Add", "Relu", "BatchNormalization", "Cast", "Identity"):
-            return None
-        todo.extend(p.inputs[:1] if p.op == "BatchNormalization" else p.inputs)
-    if todo or len(stages) != 1:
-        return None
-    s = stages.pop()
-    if s == nst - 1:
-        return nst
-    if s >= nst:
-        return 2 * nst - 1 - s
-    return None
+    return Model(name or default_name(net), net, tensors, "onnx")
 
 
 # ---------------------------------------------------------------------------
@@ -934,6 +1269,9 @@ def sniff(buf):
         return "zip"
     if buf[:4] == fmt.MAGIC:
         return "u2nc"
+    # safetensors: a little-endian header length, then the JSON header's '{'
+    if len(buf) >= 9 and buf[8:9] == b"{" and struct.unpack_from("<Q", buf, 0)[0] <= SAFETENSORS_MAX_HEADER:
+        return "safetensors"
     if buf[0] == 0x80 and len(buf) > 1 and buf[1] <= 5:
         return "pickle"
     if len(buf) > 262 and buf[257:262] == b"ustar":
@@ -961,18 +1299,20 @@ def convert_bytes(buf, name=None):
     if kind in ("zip", "pickle"):
         obj = load_checkpoint_bytes(buf)
         return convert_state_dict(_find_state_dict(obj), name)
+    if kind == "safetensors":
+        return convert_state_dict(load_safetensors(buf), name)
     try:
         return convert_onnx_bytes(buf, name)
     except ConvertError as e:
         if str(e).startswith(("truncated or corrupt protobuf", "corrupt protobuf", "not an ONNX model")):
             if buf[:1] == b"\x08":     # ModelProto.ir_version comes first in every ONNX file
                 raise ConvertError("truncated or corrupt ONNX model (%s)" % e)
-            raise ConvertError("not a PyTorch checkpoint or ONNX model (%s)" % e)
+            raise ConvertError("not a PyTorch checkpoint, safetensors file or ONNX model (%s)" % e)
         raise
 
 
 def convert_file(path, name=None):
-    """Read a checkpoint or ONNX file and return a Model."""
+    """Read a checkpoint, safetensors or ONNX file and return a Model."""
     try:
         with open(path, "rb") as f:
             buf = f.read()
@@ -987,8 +1327,65 @@ def convert_file(path, name=None):
 
 def write_model(model, path, dtype="f32", protect=()):
     """Write a Model to a u2net.c model file (atomically)."""
-    return fmt.write_model(path, model.name, model.stages, list(model.tensors.items()), dtype=dtype,
+    return fmt.write_model(path, model.name, model.net, list(model.tensors.items()), dtype=dtype,
                            protect=protect)
+
+
+# ---------------------------------------------------------------------------
+# processing options
+
+def parse_size(text):
+    """'N' or 'WxH' -> (width, height), each 1..8192."""
+    m = re.match(r"^\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$", text)
+    if m:
+        w = int(m.group(1))
+        h = int(m.group(2)) if m.group(2) else w
+        if 1 <= w <= fmt.MAX_SIZE and 1 <= h <= fmt.MAX_SIZE:
+            return w, h
+    raise ConvertError("bad --size %r: expected N or WxH, sides 1..%d" % (text, fmt.MAX_SIZE))
+
+
+def parse_triple(text, what, positive=False):
+    """'R,G,B' -> three float32 values, finite (and > 0 with `positive`)."""
+    parts = text.split(",")
+    try:
+        vals = [float(np.float32(float(p))) for p in parts] if len(parts) == 3 else None
+    except ValueError:
+        vals = None
+    if vals is None or not all(math.isfinite(v) and (v > 0 or not positive) for v in vals):
+        raise ConvertError("bad --%s %r: expected R,G,B, three finite numbers%s"
+                           % (what, text, " > 0" if positive else ""))
+    return tuple(vals)
+
+
+_CHOICES = {
+    "scale": {"max": fmt.SCALE_MAX, "255": fmt.SCALE_255},
+    "normalise": {"minmax": 1, "none": 0},
+    "resize_back": {"8bit": fmt.RESIZE_BACK_8BIT, "float": fmt.RESIZE_BACK_FLOAT},
+}
+
+
+def parse_choice(text, what):
+    table = _CHOICES[what]
+    if text not in table:
+        raise ConvertError("bad --%s %r: expected %s" % (what.replace("_", "-"), text, " or ".join(table)))
+    return table[text]
+
+
+def processing_options(args):
+    """The processing fields the command line sets: {field: value}."""
+    out = {}
+    if args.size is not None:
+        out["width"], out["height"] = parse_size(args.size)
+    if args.mean is not None:
+        out["mean"] = parse_triple(args.mean, "mean")
+    if args.std is not None:
+        out["std"] = parse_triple(args.std, "std", positive=True)
+    for what in ("scale", "normalise", "resize_back"):
+        v = getattr(args, what)
+        if v is not None:
+            out[what] = parse_choice(v, what)
+    return out
 
 
 def _main(argv):
@@ -997,13 +1394,23 @@ def _main(argv):
             sys.stderr.write("%s: %s\n" % (PROG, message))
             sys.exit(2)
 
-    ap = Parser(prog=PROG, description="Convert a U2Net/U2NetP checkpoint (.pth) or ONNX model to a u2net.c model file.")
+    ap = Parser(prog=PROG, description="Convert a U2Net/U2NetP/ISNet/RMBG-1.4 checkpoint (.pth, .bin, "
+                "safetensors) or ONNX model to a u2net.c model file.")
     ap.add_argument("input")
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--fp16", action="store_true", help="store float16 weights (default float32)")
-    ap.add_argument("--name", help="model name stored in the file (default u2net or u2netp)")
+    ap.add_argument("--name", help="model name stored in the file (default u2net, u2netp or isnet)")
     ap.add_argument("--force", action="store_true",
                     help="overwrite OUTPUT even if it is not a u2net.c model file")
+    pg = ap.add_argument_group("image processing stored in the file (defaults: the network's own, "
+                               "docs/FORMAT.md)")
+    pg.add_argument("--size", metavar="N|WxH", help="network input size the model was trained at")
+    pg.add_argument("--mean", metavar="R,G,B", help="per-channel mean subtracted after scaling")
+    pg.add_argument("--std", metavar="R,G,B", help="per-channel divisor after the mean")
+    pg.add_argument("--scale", metavar="max|255", help="divide the resized image by its maximum or by 255")
+    pg.add_argument("--normalise", metavar="minmax|none", help="min-max normalise the prediction or not")
+    pg.add_argument("--resize-back", dest="resize_back", metavar="8bit|float",
+                    help="resize the map back after quantising to 8 bits (U2Net) or in float (DIS, RMBG)")
     args = ap.parse_args(argv)
     src = args.input
     try:
@@ -1012,6 +1419,7 @@ def _main(argv):
                 fmt._check_name(args.name)
             except fmt.FormatError as e:
                 raise ConvertError("bad --name: %s" % e)
+        overrides = processing_options(args)
         out = args.output
         if os.path.isdir(out):
             raise ConvertError("output %s is a directory" % out)
@@ -1022,6 +1430,7 @@ def _main(argv):
                 if f.read(4) != fmt.MAGIC:
                     raise ConvertError("output %s exists and is not a u2net.c model file (use --force)" % out)
         model = convert_file(src, args.name)
+        model.net = model.net._replace(processing=model.net.processing._replace(**overrides))
         d = os.path.dirname(os.path.abspath(out))
         os.makedirs(d, exist_ok=True)
         nbytes = write_model(model, out, "f16" if args.fp16 else "f32", protect=(src,))
@@ -1038,7 +1447,7 @@ def _main(argv):
         sys.stderr.write("%s: %s: unexpected error: %s: %s\n" % (PROG, src, type(e).__name__, _one_line(e)))
         return 1
     print("%s: %s (%s), %d convs, %d values, %s, %d bytes" % (
-        out, model.name, NET_LABEL[model.network], model.conv_count, model.value_count,
+        out, model.name, model.label, model.conv_count, model.value_count,
         "float16" if args.fp16 else "float32", nbytes))
     return 0
 
