@@ -11,14 +11,15 @@ SHARED   ?= ../shared
 OPT      ?= -O3
 CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror
-CPPFLAGS += -Iengine -Ikernels -D_DEFAULT_SOURCE
+ENGINE_DIRS := engine engine/model engine/graph engine/cpu engine/image
+CPPFLAGS += $(addprefix -I,$(ENGINE_DIRS)) -Ikernels -D_DEFAULT_SOURCE
 ALL_CFLAGS := -std=c11 $(WARN) -fPIC -fopenmp $(CFLAGS)
 LDLIBS   += -lopenblas -lm
 LDFLAGS  += -fopenmp
 
 VERSION  := $(shell sed -n 's/^\#define U2NET_VERSION_STRING "\(.*\)"/\1/p' engine/u2net.h)
 
-ENGINE_SRC  := $(wildcard engine/*.c)
+ENGINE_SRC  := $(wildcard $(addsuffix /*.c,$(ENGINE_DIRS)))
 KERNEL_SRC  := $(wildcard kernels/*.c)
 PROGRAM_SRC := $(wildcard src/*.c)
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
@@ -33,7 +34,8 @@ DESTDIR  ?=
 DEFAULT_MODEL := $(if $(wildcard $(SHARED)/weights/u2netp-fp16.onnx),weights/u2netp.u2nc)
 all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net $(DEFAULT_MODEL)
 
-$(BUILD)/%.o: %.c $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
+ENGINE_HEADERS := $(wildcard $(addsuffix /*.h,$(ENGINE_DIRS)) engine/image/stb/*.h)
+$(BUILD)/%.o: %.c $(ENGINE_HEADERS) $(wildcard kernels/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -41,8 +43,8 @@ $(BUILD)/%.o: %.c $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
 # for those instruction sets alone; the library checks the CPU
 # (kernels/isa.c) before calling them. Elsewhere than x86 they compile empty.
 X86 := $(if $(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine)),1)
-AVX2_FLAGS   := $(if $(X86),-mavx2 -mfma)
-AVX512_FLAGS := $(if $(X86),-mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx2 -mfma)
+AVX2_FLAGS   := $(if $(X86),-mavx2 -mfma -mf16c)
+AVX512_FLAGS := $(if $(X86),-mavx512f -mavx512vl -mavx512dq -mavx512bw -mavx2 -mfma -mf16c)
 ISA_SRC := $(filter %_avx2.c %_avx512.c,$(KERNEL_SRC))
 $(BUILD)/kernels/%_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/kernels/%_avx512.o: ALL_CFLAGS += $(AVX512_FLAGS)
@@ -69,7 +71,7 @@ $(BUILD)/bench_conv: bench/bench_conv.c $(BUILD)/libu2net.a
 
 # stb_image_write's JPEG encoder left-shifts negative values (defined by GCC,
 # flagged by UBSan); the rest of stb stays checked.
-$(BUILD)/engine/stb_impl.o: ALL_CFLAGS += -fno-sanitize=shift
+$(BUILD)/engine/image/stb_impl.o: ALL_CFLAGS += -fno-sanitize=shift
 
 # make sanitize: the library, program and tests built with AddressSanitizer +
 # UndefinedBehaviorSanitizer into build/san, and the whole suite run on them.
@@ -100,14 +102,15 @@ FUZZ_TARGETS := model image image_msan cli
 FUZZ_SRC := $(ENGINE_SRC) $(filter-out $(ISA_SRC),$(KERNEL_SRC))
 FUZZ_ISA_OBJ := $(patsubst kernels/%.c,$(BUILD)/fuzz/%.o,$(ISA_SRC))
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -std=c11 -D_DEFAULT_SOURCE -Iengine -Ikernels -Isrc -fopenmp -Wno-unused-command-line-argument
-FUZZ_HEADERS := $(wildcard engine/*.h engine/stb/*.h kernels/*.h src/*.h)
+  -std=c11 -D_DEFAULT_SOURCE $(addprefix -I,$(ENGINE_DIRS)) -Ikernels -Isrc -fopenmp \
+  -Wno-unused-command-line-argument
+FUZZ_HEADERS := $(ENGINE_HEADERS) $(wildcard kernels/*.h src/*.h)
 # the command-line target links the program's option parser too
 $(BUILD)/fuzz/fuzz_cli: src/options.c src/util.c
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(FUZZ_ISA_OBJ) $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(filter src/%.c,$^) $(FUZZ_ISA_OBJ) $(LDLIBS)
-FUZZ_ISA_FLAGS := -g -O1 -fsanitize=address,undefined -std=c11 -Iengine -Ikernels
+FUZZ_ISA_FLAGS := -g -O1 -fsanitize=address,undefined -std=c11 $(addprefix -I,$(ENGINE_DIRS)) -Ikernels
 $(BUILD)/fuzz/%_avx2.o: kernels/%_avx2.c $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_ISA_FLAGS) $(AVX2_FLAGS) -c $< -o $@
@@ -117,11 +120,11 @@ $(BUILD)/fuzz/%_avx512.o: kernels/%_avx512.c $(FUZZ_HEADERS)
 # Image decoding again under MemorySanitizer, which sees reads of
 # uninitialised memory (ASan does not). Only the decoding sources: MSan needs
 # all the code it runs instrumented, and OpenBLAS is not.
-MSAN_IMAGE_SRC := engine/image.c engine/stb_impl.c engine/error.c engine/fileio.c
+MSAN_IMAGE_SRC := engine/image/image.c engine/image/stb_impl.c engine/error.c engine/image/fileio.c
 $(BUILD)/fuzz/fuzz_image_msan: tests/fuzz/fuzz_image.c $(MSAN_IMAGE_SRC) $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,memory -fsanitize-memory-track-origins -std=c11 \
-	  -D_DEFAULT_SOURCE -Iengine -o $@ $< $(MSAN_IMAGE_SRC)
+	  -D_DEFAULT_SOURCE $(addprefix -I,$(ENGINE_DIRS)) -o $@ $< $(MSAN_IMAGE_SRC)
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 	  rm -rf $(BUILD)/fuzz/corpus-$$t && cp -r tests/fuzz/seeds/$${t%_msan} $(BUILD)/fuzz/corpus-$$t && \

@@ -2,7 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "error.h"
 
 void set_error(u2net_error *err, int code, const char *fmt, ...)
 {

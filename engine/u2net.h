@@ -6,7 +6,7 @@
  *   if (!m) { fprintf(stderr, "%s\n", err.msg); return 1; }
  *   u2net_ctx *c = u2net_ctx_new(m, 2, &err);          // one per thread
  *   if (!c || u2net_run(c, chw, h, w, &err) != 0) { ... err.msg ... }
- *   const float *mask = u2net_output(c, 0);            // sigmoid(d0), h*w floats
+ *   const float *mask = u2net_output(c, 0);            // the prediction, h*w floats
  *   u2net_ctx_free(c);
  *   u2net_model_free(m);
  *
@@ -29,7 +29,7 @@ extern "C" {
 #define U2NET_MAX_SIDE 8192
 #define U2NET_MAX_PIXELS (16 * 1024 * 1024)
 
-/* Number of output maps: sigmoid(d0) (the fused map) then sigmoid(d1..d6). */
+/* Most output maps a model may have. */
 #define U2NET_MAX_OUTPUTS 16
 
 typedef struct u2net_model u2net_model;
@@ -63,12 +63,38 @@ typedef enum {
     U2NET_KERNELS_PORTABLE = 3
 } u2net_kernels;
 
+/* How the image path (u2net_matte_image) feeds a model and reads its
+ * prediction: the file's processing block (docs/FORMAT.md). */
+typedef enum { U2NET_SCALE_MAX = 0, U2NET_SCALE_255 = 1 } u2net_scale;
+typedef enum { U2NET_RESIZE_BACK_8BIT = 0, U2NET_RESIZE_BACK_FLOAT = 1 } u2net_resize_back;
+typedef struct {
+    int width, height;           /* network input size the model was trained at */
+    float mean[3], std[3];       /* x = (v / scale - mean) / std per channel */
+    u2net_scale scale;           /* divide by the resized image's maximum, or by 255 */
+    int normalise;               /* min-max normalise the prediction */
+    u2net_resize_back resize_back; /* 8-bit map resized as PIL does (U2Net's authors), or
+                                      the float map as F.interpolate does (DIS, RMBG) */
+} u2net_processing;
+
+/* What a loaded model is. */
+typedef struct {
+    const char *name;            /* the file's name field: "u2net", "u2netp", "isnet", ... */
+    const char *architecture;    /* "U2Net" (no prelude, fuse), "ISNet" (stride-2 stem,
+                                    no fuse) or "RSU network" */
+    int format_version;          /* of the file: 1 or 2 */
+    size_t params;               /* weights and biases */
+    int outputs;                 /* maps u2net_output returns */
+    int prediction;              /* the one applications use */
+    u2net_processing processing;
+} u2net_model_info;
+
 /* Model: maps a converted model file (tools/convert.py) and checks it whole. */
 u2net_model *u2net_model_load(const char *path, u2net_error *err);
 void u2net_model_free(u2net_model *m);
-const char *u2net_model_name(const u2net_model *m);  /* "u2net", "u2netp", ... */
-int u2net_model_default_size(const u2net_model *m);  /* training size, 320 */
-int u2net_model_output_count(const u2net_model *m);  /* 7 for U2Net(P) */
+void u2net_model_get_info(const u2net_model *m, u2net_model_info *info);
+const char *u2net_model_name(const u2net_model *m);  /* info.name */
+int u2net_model_default_size(const u2net_model *m);  /* info.processing.width: 320, 1024 */
+int u2net_model_output_count(const u2net_model *m);  /* info.outputs: 7 for U2Net, 6 for ISNet */
 size_t u2net_model_param_count(const u2net_model *m);
 
 /* Context: activation memory and scratch for one run at a time. threads <= 0
@@ -81,14 +107,18 @@ void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k);
 const char *u2net_ctx_kernels_name(const u2net_ctx *c);
 /* Bytes of activation memory planned for the last input size. */
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c);
+/* The model a context runs. */
+const u2net_model *u2net_ctx_model(const u2net_ctx *c);
 
 /* Runs the network on a normalised 3 x h x w float32 image (planar CHW).
  * Memory is planned when (h, w) differs from the previous run; nothing is
  * allocated otherwise. Returns 0, or an error code with err filled in. */
 int u2net_run(u2net_ctx *c, const float *chw, int h, int w, u2net_error *err);
 
-/* Output k of the last run (0 = sigmoid(d0), k = sigmoid(dk)), h x w floats,
- * valid until the next run or free. NULL if k is out of range or no run yet. */
+/* Output k of the last run, h x w floats, valid until the next run or free;
+ * NULL if k is out of range or no run yet. The outputs are sigmoid(d0) (the
+ * fuse) then sigmoid(d1..d6) for U2Net, sigmoid(d1..d6) for ISNet; the
+ * prediction is info.prediction (0 for both). */
 const float *u2net_output(const u2net_ctx *c, int k);
 
 /* ------------------------------------------------------------------------
@@ -148,13 +178,17 @@ typedef enum {
     U2NET_MORPH_NONE = 0, U2NET_MORPH_OPEN, U2NET_MORPH_CLOSE, U2NET_MORPH_OPEN_CLOSE
 } u2net_morph;
 
-/* How an image becomes its matte. The defaults reproduce the authors' test
- * pipeline: bilinear resize to the model's size (aspect not kept), divide by
- * the maximum, ImageNet mean/std; sigmoid(d0), min-max normalised, bilinear
- * resize back, 0..255. */
+/* How an image becomes its matte. The defaults are the model's own
+ * processing (u2net_processing): for U2Net the authors' test pipeline
+ * (bilinear resize to 320x320, aspect not kept, divide by the maximum,
+ * ImageNet mean/std; sigmoid(d0), min-max normalised, resized back), for
+ * ISNet DIS's and RMBG's (1024x1024, /255, mean 0.5, std 1; sigmoid(d1)
+ * resized back, min-max normalised); 0..255. */
 typedef struct {
-    int net_width, net_height;      /* network input size; 0 = model default (320) */
-    u2net_resize_filter resize;     /* bilinear (authors) or lanczos (rembg) */
+    int net_width, net_height;      /* network input size; 0 = the model's */
+    float mean[3], std[3];          /* replace the model's when std[0] > 0 (a
+                                       retrained model); all 0 = the model's */
+    u2net_resize_filter resize;     /* bilinear (the models' own) or lanczos (rembg) */
     float threshold;                /* binary mask: prob >= threshold (0..1, 0.5) */
     int refine;                     /* trimap refinement of the alpha (off) */
     int fg_threshold, bg_threshold; /* 0..255: alpha 255 at/above fg, 0 at/below bg,

@@ -2,7 +2,7 @@
  * plain kernel is the only one). */
 #include "kernels.h"
 
-void conv1x1(const float *in, int cin, size_t n, const float *weight,
+void conv1x1(const float *const *in, int cin, size_t n, const float *weight,
              const float *bias, int cout, float *out)
 {
     for (int co = 0; co < cout; co++) {
@@ -11,7 +11,7 @@ void conv1x1(const float *in, int cin, size_t n, const float *weight,
             o[p] = bias[co];
         for (int ci = 0; ci < cin; ci++) {
             const float wv = weight[(size_t)co * cin + ci];
-            const float *src = in + ci * n;
+            const float *src = in[ci];
             for (size_t p = 0; p < n; p++)
                 o[p] += wv * src[p];
         }

@@ -11,30 +11,31 @@
 /* Input pixel (c, y, x) of a's window (zero outside it). */
 static float input_at(const conv3x3_args *a, int c, int y, int x)
 {
-    return y >= 0 && y < a->in_rows && x >= 0 && x < a->w ? a->in[c][(size_t)y * a->w + x] : 0.0f;
+    return y >= 0 && y < a->in_rows && x >= 0 && x < a->in_w ? a->in[c][(size_t)y * a->in_w + x]
+                                                             : 0.0f;
 }
 
 void conv3x3_ref(const conv3x3_args *a, int threads)
 {
-    const int h = a->h, w = a->w, d = a->dilation;
+    const int h = a->h, w = a->w, d = a->dilation, s = a->stride;
     #pragma omp parallel for num_threads(threads) schedule(dynamic)
     for (int co = 0; co < a->cout; co++) {
         float *o = a->out + co * a->out_plane;
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
-                float s = a->bias ? a->bias[co] : 0.0f;
+                float acc = a->bias ? a->bias[co] : 0.0f;
                 for (int ci = 0; ci < a->cin; ci++) {
                     const float *k = a->weight + ((size_t)co * a->cin + ci) * 9;
                     for (int ky = 0; ky < 3; ky++)
                         for (int kx = 0; kx < 3; kx++)
-                            s += k[ky * 3 + kx] *
-                                 input_at(a, ci, y + a->row0 + (ky - 1) * d, x + (kx - 1) * d);
+                            acc += k[ky * 3 + kx] * input_at(a, ci, y * s + a->row0 + (ky - 1) * d,
+                                                             x * s + (kx - 1) * d);
                 }
                 if (a->relu)
-                    s = s > 0.0f ? s : 0.0f;
+                    acc = acc > 0.0f ? acc : 0.0f;
                 if (a->residual)
-                    s += a->residual[co * a->residual_plane + (size_t)y * w + x];
-                o[(size_t)y * w + x] = s;
+                    acc += a->residual[co * a->residual_plane + (size_t)y * w + x];
+                o[(size_t)y * w + x] = acc;
             }
     }
 }
@@ -64,7 +65,7 @@ size_t conv3x3_scratch_floats(int cin)
  * (ky, kx) of channel ci reads, or 0 outside the window. */
 static void im2col_tile(const conv3x3_args *a, size_t p0, size_t n, float *col)
 {
-    const int w = a->w;
+    const int w = a->w, in_w = a->in_w, s = a->stride;
     for (int ci = 0; ci < a->cin; ci++) {
         const float *src = a->in[ci];
         for (int ky = 0; ky < 3; ky++) {
@@ -80,14 +81,14 @@ static void im2col_tile(const conv3x3_args *a, size_t p0, size_t n, float *col)
                     if (run > end - p)
                         run = end - p;
                     float *dst = row + (p - p0);
-                    const int sy = y + dy;
+                    const int sy = y * s + dy;
                     if (sy < 0 || sy >= a->in_rows) {
                         memset(dst, 0, run * sizeof(float));
                     } else {
-                        const float *srow = src + (size_t)sy * w;
+                        const float *srow = src + (size_t)sy * in_w;
                         for (size_t i = 0; i < run; i++) {
-                            const int sx = x0 + (int)i + dx;
-                            dst[i] = (sx >= 0 && sx < w) ? srow[sx] : 0.0f;
+                            const int sx = (x0 + (int)i) * s + dx;
+                            dst[i] = (sx >= 0 && sx < in_w) ? srow[sx] : 0.0f;
                         }
                     }
                     p += run;

@@ -5,19 +5,23 @@
  * itself a [C', H, W] tensor, which is how concatenation is done without
  * copying: producers write straight into their slice of the consumer's input.
  *
- * Each layer kind has a plain C reference kernel (`*_ref`), written for
- * clarity, that the tests hold the fast kernels against.
+ * The 3x3 convolution, the one layer with fast kernels, has a plain C
+ * reference (conv3x3_ref), written for clarity, that the tests hold the
+ * fast kernels against; the other layers (pool, resize, 1x1, sigmoid) have
+ * one plain kernel each, which is their reference, plus the row-window
+ * forms the banded executor uses, tested bit-identical to them.
  */
 #ifndef U2NET_KERNELS_H
 #define U2NET_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Instruction sets of the fast kernels. Each fast kernel takes the one to
  * use, so that tests and benchmarks can run the AVX2 and portable loops on
  * a machine with AVX-512 too; callers pass kernel_isa_best() or less.
  *   KERNEL_ISA_AVX512  AVX-512 F, VL, DQ and BW (with FMA)
- *   KERNEL_ISA_AVX2    AVX2 and FMA
+ *   KERNEL_ISA_AVX2    AVX2, FMA and F16C
  *   KERNEL_ISA_PORTABLE plain C that compilers vectorise */
 typedef enum { KERNEL_ISA_PORTABLE = 0, KERNEL_ISA_AVX2 = 1, KERNEL_ISA_AVX512 = 2 } kernel_isa;
 kernel_isa kernel_isa_best(void);
@@ -25,20 +29,23 @@ kernel_isa kernel_isa_best(void);
 kernel_isa kernel_isa_clamp(kernel_isa wanted);
 const char *kernel_isa_name(kernel_isa isa);
 
-/* One 3x3 convolution (stride 1, dilation d, zero padding d), with bias,
+/* One 3x3 convolution (stride s, dilation d, zero padding d), with bias,
  * then optionally ReLU, then optionally a residual add, over a window of
  * rows of its input:
  *   out[co][y][x] = act(bias[co] + sum_{ci,ky,kx} weight[co][ci][ky][kx] *
- *                   in[ci][y + row0 + (ky-1)d][x + (kx-1)d]) + residual[co][y][x]
+ *                   in[ci][y*s + row0 + (ky-1)d][x*s + (kx-1)d]) + residual[co][y][x]
  * for 0 <= y < h, 0 <= x < w, where input rows outside 0 .. in_rows-1 and
- * columns outside 0 .. w-1 read as zero. The input is a list of planes, so
- * that a convolution reads a concatenation of tensors, or rows of one,
- * without copying them; with row0 = 0 and in_rows = h it is the plain
- * convolution of an image. out must not overlap the input or the residual. */
+ * columns outside 0 .. in_w-1 read as zero. The input is a list of planes,
+ * so that a convolution reads a concatenation of tensors, or rows of one,
+ * without copying them; with row0 = 0, in_rows = h and in_w = w (stride 1)
+ * it is the plain convolution of an image. out must not overlap the input
+ * or the residual. conv3x3_direct and conv3x3_winograd take stride 1 only
+ * (in_w == w); the reference and im2col kernels any stride. */
 typedef struct {
-    const float *const *in; /* [cin] planes: row r of channel c at in[c] + r*w */
-    int cin, in_rows, row0;
-    int h, w;               /* the output's rows; the width of everything */
+    const float *const *in; /* [cin] planes: row r of channel c at in[c] + r*in_w */
+    int cin, in_rows, in_w, row0;
+    int stride;             /* 1 or 2 */
+    int h, w;               /* the output's rows and width */
     const float *weight;    /* [cout][cin][3][3] */
     const float *bias;      /* [cout], or NULL for none */
     int cout, dilation, relu;
@@ -99,9 +106,9 @@ int conv3x3_direct_worthwhile(int cin, int cout, int h, int w, int dilation);
  * for this layer shape (kernels/README.md has the measurements). */
 int conv3x3_winograd_worthwhile(int cin, int cout, int h, int w, int dilation);
 
-/* 1x1 convolution with bias: in [cin,n] (n = h*w), weight [cout,cin],
- * bias [cout], out [cout,n]. */
-void conv1x1(const float *in, int cin, size_t n, const float *weight,
+/* 1x1 convolution with bias: in [cin] planes of n floats (n = h*w), weight
+ * [cout,cin], bias [cout], out [cout,n]. */
+void conv1x1(const float *const *in, int cin, size_t n, const float *weight,
              const float *bias, int cout, float *out);
 
 /* 2x2 max pool, stride 2, ceil mode: in [c,h,w] -> out [c,(h+1)/2,(w+1)/2];
@@ -124,8 +131,12 @@ void resize_bilinear(const float *in, int c, int ih, int iw,
 void resize_bilinear_rows(const float *in, int c, int ih, int iw, float *out, int oh, int ow,
                           int y0, int y1);
 
-/* out[i] = a[i] + b[i] for i < n (the reference for the fused residual add). */
-void add_ref(const float *a, const float *b, float *out, size_t n);
+/* float16 (IEEE binary16 bits) to float32, exactly: one value; n values
+ * with the loops of isa (F16C with AVX2 or better), split over threads;
+ * and the F16C loop itself (half_f16c_avx2.c). */
+float half_to_float(uint16_t h);
+void half_to_float_n(kernel_isa isa, const uint16_t *src, float *dst, size_t n, int threads);
+void half_to_float_f16c(const uint16_t *src, float *dst, size_t n);
 
 /* x[i] = 1 / (1 + exp(-x[i])) in place. */
 void sigmoid_inplace(float *x, size_t n);

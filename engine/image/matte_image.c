@@ -1,24 +1,25 @@
-/* pipeline.c - an image in, its matte out: the authors' pre-processing, the
- * network, and the prob map at the image's size.
+/* matte_image.c - an image in, its matte out: the model's processing
+ * (docs/FORMAT.md, processing block) around the network, then the
+ * post-processing of matte.c.
  *
- *   image [H, W, C] u8 -> rgb float [3, H, W] in 0..1 (gray replicated,
- *   alpha ignored) -> resize to [3, nh, nw] -> divide by the maximum ->
- *   (x - mean) / std per channel -> network -> sigmoid(d0) [nh, nw] ->
- *   min-max normalise -> resize to [H, W] -> round to 0..255 -> post-process.
+ *   image [H, W, C] u8 -> rgb [3, H, W] (gray replicated, alpha ignored)
+ *   -> resize to [3, nh, nw] -> divide by the maximum or by 255 ->
+ *   (x - mean) / std per channel -> network -> the prediction [nh, nw] ->
+ *   (min-max normalised, 8 bits, resized as PIL does) or (resized in float,
+ *   min-max normalised, 8 bits) -> prob [H, W] -> post-process.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "image_internal.h"
 #include "kernels.h"
-
-static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
-static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
 /* x [3, nh, nw]: the normalised network input. */
 static int preprocess(const u2net_image *img, u2net_resize_filter filter, int nh, int nw,
-                      float *x, u2net_error *err)
+                      const u2net_processing *pr, float *x, u2net_error *err)
 {
     const int W = img->width, H = img->height, C = img->channels;
     const size_t hw = (size_t)W * H, n = (size_t)nh * nw;
@@ -60,20 +61,39 @@ static int preprocess(const u2net_image *img, u2net_resize_filter filter, int nh
             mx = x[i];
     /* dividing by the maximum stretches the image to 0..1; a black image
      * stays black instead of dividing by zero */
-    const float inv = mx > 0.0f ? 1.0f / mx : 0.0f;
+    const float inv = pr->scale == U2NET_SCALE_255 ? 1.0f / 255.0f : mx > 0.0f ? 1.0f / mx : 0.0f;
     for (int ch = 0; ch < 3; ch++)
         for (size_t i = 0; i < n; i++)
-            x[ch * n + i] = (x[ch * n + i] * inv - imagenet_mean[ch]) / imagenet_std[ch];
+            x[ch * n + i] = (x[ch * n + i] * inv - pr->mean[ch]) / pr->std[ch];
     return 0;
 }
 
-/* prob [H, W] u8 from sigmoid(d0) [nh, nw]: min-max normalised, then as the
- * authors' script does it with PIL: truncated to 8 bits at the network size
- * and resized back with PIL's bilinear filter on 8-bit values. (Measured on
- * their published U2NetP maps: mean abs error 0.0015 this way, 0.0021 when
- * resizing the float map and rounding once.) */
-static int prob_map(const float *d0, int nh, int nw, int H, int W, unsigned char *prob,
-                    u2net_error *err)
+/* Min and max of n floats. */
+static void min_max(const float *v, size_t n, float *lo, float *hi)
+{
+    *lo = *hi = v[0];
+    for (size_t i = 1; i < n; i++) {
+        *lo = v[i] < *lo ? v[i] : *lo;
+        *hi = v[i] > *hi ? v[i] : *hi;
+    }
+}
+
+/* floor(v * 255) in 0..255 of v normalised to [0, 1] by (lo, range), or
+ * v itself when range is 0 and normalising is off. */
+static unsigned char to_byte(float v, float lo, float range, int normalise)
+{
+    const float u = normalise ? (range > 0.0f ? (v - lo) / range : 0.0f) : v;
+    const float b = floorf(u * 255.0f);
+    return (unsigned char)(b < 0.0f ? 0.0f : b > 255.0f ? 255.0f : b);
+}
+
+/* prob [H, W] u8 from the prediction [nh, nw], as U2Net's authors' script
+ * does it with PIL: min-max normalised, truncated to 8 bits at the network
+ * size, resized back with PIL's bilinear filter on 8-bit values. (Measured
+ * on their published U2NetP maps: mean abs error 0.0015 this way, 0.0021
+ * when resizing the float map and rounding once.) */
+static int prob_map_8bit(const float *pred, int nh, int nw, int H, int W, int normalise,
+                         unsigned char *prob, u2net_error *err)
 {
     const size_t n = (size_t)nh * nw;
     unsigned char *q = malloc(n);
@@ -81,22 +101,37 @@ static int prob_map(const float *d0, int nh, int nw, int H, int W, unsigned char
         set_error(err, U2NET_ENOMEM, "out of memory for a %dx%d map", nw, nh);
         return U2NET_ENOMEM;
     }
-    float lo = d0[0], hi = d0[0];
-    for (size_t i = 1; i < n; i++) {
-        lo = d0[i] < lo ? d0[i] : lo;
-        hi = d0[i] > hi ? d0[i] : hi;
-    }
-    const float range = hi - lo;
-    for (size_t i = 0; i < n; i++) {
-        const float v = range > 0.0f ? floorf((d0[i] - lo) / range * 255.0f) : 0.0f;
-        q[i] = (unsigned char)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
-    }
+    float lo, hi;
+    min_max(pred, n, &lo, &hi);
+    for (size_t i = 0; i < n; i++)
+        q[i] = to_byte(pred[i], lo, hi - lo, normalise);
     const int rc = resample_u8_planes(q, 1, nh, nw, prob, H, W, RESAMPLE_BILINEAR);
     free(q);
     if (rc) {
         set_error(err, U2NET_ENOMEM, "out of memory resizing the map to %dx%d", W, H);
         return U2NET_ENOMEM;
     }
+    return 0;
+}
+
+/* prob [H, W] u8 from the prediction [nh, nw], as DIS's and RMBG's scripts
+ * do it: resized in float (F.interpolate, bilinear, align_corners=False),
+ * min-max normalised over the image, truncated to 8 bits. */
+static int prob_map_float(const float *pred, int nh, int nw, int H, int W, int normalise,
+                          unsigned char *prob, u2net_error *err)
+{
+    const size_t n = (size_t)H * W;
+    float *big = malloc(sizeof(float) * n);
+    if (!big) {
+        set_error(err, U2NET_ENOMEM, "out of memory resizing the map to %dx%d", W, H);
+        return U2NET_ENOMEM;
+    }
+    resize_bilinear(pred, 1, nh, nw, big, H, W, max_threads());
+    float lo, hi;
+    min_max(big, n, &lo, &hi);
+    for (size_t i = 0; i < n; i++)
+        prob[i] = to_byte(big[i], lo, hi - lo, normalise);
+    free(big);
     return 0;
 }
 
@@ -120,9 +155,21 @@ int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opt
         u2net_mask_opts_default(&defaults);
         o = &defaults;
     }
-    const int size = u2net_model_default_size(ctx_model(c));
-    const int nw = o->net_width > 0 ? o->net_width : size;
-    const int nh = o->net_height > 0 ? o->net_height : size;
+    u2net_model_info info;
+    u2net_model_get_info(u2net_ctx_model(c), &info);
+    u2net_processing pr = info.processing;
+    if (o->std[0] > 0.0f) {
+        for (int ch = 0; ch < 3; ch++)
+            if (!isfinite(o->mean[ch]) || !(o->std[ch] > 0.0f) || !isfinite(o->std[ch])) {
+                set_error(err, U2NET_EARG, "mean %g and std %g of channel %d: std must be > 0",
+                          (double)o->mean[ch], (double)o->std[ch], ch);
+                return U2NET_EARG;
+            }
+        memcpy(pr.mean, o->mean, sizeof pr.mean);
+        memcpy(pr.std, o->std, sizeof pr.std);
+    }
+    const int nw = o->net_width > 0 ? o->net_width : pr.width;
+    const int nh = o->net_height > 0 ? o->net_height : pr.height;
     if (nw > U2NET_MAX_SIDE || nh > U2NET_MAX_SIDE || (long long)nw * nh > U2NET_MAX_PIXELS) {
         set_error(err, U2NET_EARG, "network size %dx%d is over the limit (%d per side, %d pixels)",
                   nw, nh, U2NET_MAX_SIDE, U2NET_MAX_PIXELS);
@@ -134,11 +181,15 @@ int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opt
     if (rc)
         set_error(err, rc, "out of memory for a %dx%d image", img->width, img->height);
     if (!rc)
-        rc = preprocess(img, o->resize, nh, nw, x, err);
+        rc = preprocess(img, o->resize, nh, nw, &pr, x, err);
     if (!rc)
         rc = u2net_run(c, x, nh, nw, err);
-    if (!rc)
-        rc = prob_map(u2net_output(c, 0), nh, nw, img->height, img->width, prob, err);
+    if (!rc) {
+        const float *pred = u2net_output(c, info.prediction);
+        rc = pr.resize_back == U2NET_RESIZE_BACK_FLOAT
+                 ? prob_map_float(pred, nh, nw, img->height, img->width, pr.normalise, prob, err)
+                 : prob_map_8bit(pred, nh, nw, img->height, img->width, pr.normalise, prob, err);
+    }
     if (!rc)
         rc = u2net_matte_from_prob(prob, img->width, img->height, o, out, err);
     free(x);

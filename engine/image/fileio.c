@@ -12,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "error.h"
+#include "image_internal.h"
 
 /* Creates DIR/.u2net-<pid>-<nonce> beside path, exclusively, with mode 0666
  * less the umask (mkstemp would make it 0600, and changing the umask is not

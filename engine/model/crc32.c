@@ -1,7 +1,7 @@
 /* crc32.c - CRC-32 (the zlib / IEEE 802.3 polynomial, reflected), so that
  * Python's zlib.crc32 computes the same value when the converter writes a
  * file. Slicing-by-8 keeps a 176 MB model's check near 0.1 s. */
-#include "internal.h"
+#include "model.h"
 
 static void make_tables(uint32_t t[8][256])
 {

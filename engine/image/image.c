@@ -7,7 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "error.h"
+#include "image_internal.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"

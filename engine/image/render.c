@@ -11,7 +11,8 @@
 #include <omp.h>
 #endif
 
-#include "internal.h"
+#include "error.h"
+#include "image_internal.h"
 
 #define HIGHLIGHT_DIM_FACTOR 0.35
 #define HIGHLIGHT_MIN_SIGMA 2.0

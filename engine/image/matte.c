@@ -10,7 +10,8 @@
 #include <omp.h>
 #endif
 
-#include "internal.h"
+#include "error.h"
+#include "image_internal.h"
 
 #define MORPH_MAX_RADIUS 1000
 #define FEATHER_MAX 1000.0f

@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "error.h"
+#include "image_internal.h"
 
 enum { PRECISION_BITS = 32 - 8 - 2 };
 

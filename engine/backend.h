@@ -1,0 +1,55 @@
+/* backend.h - what a backend implements to run a graph (graph/graph.h):
+ * the seam between what the network computes and the machine that
+ * computes it. A context (context.c) owns one backend and hands it the
+ * graph of each new input size; the backend plans its memory once per
+ * graph and then runs it any number of times.
+ *
+ *   reference  graph/forward.c: whole tensors, the plain reference kernels
+ *   cpu        cpu/: pipelines of convolutions run by bands of rows, the
+ *              fast kernels of kernels/ */
+#ifndef U2NET_BACKEND_H
+#define U2NET_BACKEND_H
+
+#include <stddef.h>
+
+#include "graph.h"
+#include "kernels.h"
+
+typedef struct backend backend;
+
+typedef struct {
+    const char *name;
+    /* Plans everything for graph g, which stays valid and unchanged until
+     * the next prepare or destroy. */
+    int (*prepare)(backend *b, const graph *g, u2net_error *err);
+    /* Runs the prepared graph on input [in_channels, h, w]. */
+    int (*run)(backend *b, const float *input, u2net_error *err);
+    /* Output k of the last run, [h, w] floats. */
+    const float *(*output)(const backend *b, int k);
+    /* Activation memory planned for the prepared graph, in bytes. */
+    size_t (*activation_bytes)(const backend *b);
+    void (*destroy)(backend *b);
+} backend_ops;
+
+/* Every backend's state starts with this. */
+struct backend {
+    const backend_ops *ops;
+};
+
+backend *reference_backend_new(int threads, u2net_error *err);
+
+/* How the CPU backend schedules a graph; cpu_options_default gives what
+ * the engine runs, tests change them to reach every path on small inputs. */
+typedef struct {
+    kernel_isa isa;          /* the fast kernels' instruction set */
+    int lean;                /* the lean top level (graph/lean.c): 1 on, 0 off, -1 when it
+                                pays (its tensors are streamed, at most +15% multiply-adds) */
+    size_t band_bytes;       /* line buffers and windows of one pipeline */
+    size_t packed_bytes;     /* Winograd weights of one pipeline packed once per run */
+} cpu_options;
+void cpu_options_default(cpu_options *o);
+backend *cpu_backend_new(int threads, const cpu_options *o, u2net_error *err);
+/* The instruction set a CPU backend runs. */
+kernel_isa cpu_backend_isa(const backend *b);
+
+#endif
