@@ -885,7 +885,8 @@ def _is_quantized_op(op):
     """ONNX's 8-bit operators (ConvInteger, MatMulInteger, QLinearConv,
     QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, ...) and ONNX
     Runtime's contrib ones (QLinearAdd, QGemm, DynamicQuantizeMatMul, ...)."""
-    return "Quantize" in op or "Integer" in op or op.startswith("QLinear") or op in ("QGemm", "QAttention")
+    low = op.lower()
+    return "quantize" in low or "integer" in low or op.startswith("QLinear") or op in ("QGemm", "QAttention")
 
 
 def _refuse_quantized(nodes):
@@ -1269,8 +1270,10 @@ def sniff(buf):
         return "zip"
     if buf[:4] == fmt.MAGIC:
         return "u2nc"
-    # safetensors: a little-endian header length, then the JSON header's '{'
-    if len(buf) >= 9 and buf[8:9] == b"{" and struct.unpack_from("<Q", buf, 0)[0] <= SAFETENSORS_MAX_HEADER:
+    # safetensors: a little-endian header length, then the JSON header: '{'
+    # and, unless the length is plausible, the '"' of its first key
+    if len(buf) >= 9 and buf[8:9] == b"{" and (struct.unpack_from("<Q", buf, 0)[0] <= SAFETENSORS_MAX_HEADER
+                                              or buf[9:10] == b'"'):
         return "safetensors"
     if buf[0] == 0x80 and len(buf) > 1 and buf[1] <= 5:
         return "pickle"
@@ -1349,7 +1352,8 @@ def parse_triple(text, what, positive=False):
     """'R,G,B' -> three float32 values, finite (and > 0 with `positive`)."""
     parts = text.split(",")
     try:
-        vals = [float(np.float32(float(p))) for p in parts] if len(parts) == 3 else None
+        with np.errstate(over="ignore"):       # too large for float32 is refused below
+            vals = [float(np.float32(float(p))) for p in parts] if len(parts) == 3 else None
     except ValueError:
         vals = None
     if vals is None or not all(math.isfinite(v) and (v > 0 or not positive) for v in vals):

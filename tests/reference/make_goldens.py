@@ -363,30 +363,31 @@ def write_checkpoints(kind, outdir, formats=("zip", "legacy", "onnx")):
         elif f.startswith("safetensors"):
             dt = {"safetensors": "F32", "safetensors_f16": "F16", "safetensors_bf16": "BF16"}[f]
             write_safetensors(p, random_sd(kind), dt, {"format": "pt"})
-    model = reference_model(kind) if any(f.startswith("onnx") for f in formats) else None
-    size = 64 if is_isnet(kind) else 320
-    for f in formats:
-        p = paths[f]
-        if f == "onnx":
-            export_onnx(model, p, size)
-        elif f == "onnx_bn":
-            export_onnx(model, p, size, bn=True)
-        elif f in ("onnx_fp16", "onnx_bn_fp16"):
-            tmp = p + ".f32.onnx"
-            try:
-                export_onnx(model, tmp, size, bn=f == "onnx_bn_fp16")
-                float16_onnx(tmp, p)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        elif f in ("onnx_quant", "onnx_qdq", "onnx_qlinear"):
-            tmp = p + ".f32.onnx"
-            try:
-                export_onnx(model, tmp, size)
-                quantized_onnx(tmp, p, {"onnx_quant": "dynamic", "onnx_qdq": "qdq", "onnx_qlinear": "qlinear"}[f])
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+    onnx_formats = [f for f in formats if f.startswith("onnx")]
+    if onnx_formats:
+        # one export with BN folded, one with BN kept; the float16 and 8-bit
+        # files are rewritten from them
+        model = reference_model(kind)
+        size = 64 if is_isnet(kind) else 320
+        exported = {}
+        try:
+            for bn in (False, True):
+                derived = [f for f in onnx_formats if ("_bn" in f) == bn]
+                if not derived:
+                    continue
+                base = "onnx_bn" if bn else "onnx"
+                exported[bn] = paths[base] if base in paths else paths[derived[0]] + ".f32.onnx"
+                export_onnx(model, exported[bn], size, bn=bn)
+                for f in derived:
+                    if f in ("onnx_fp16", "onnx_bn_fp16"):
+                        float16_onnx(exported[bn], paths[f])
+                    elif f != base:
+                        quantized_onnx(exported[bn], paths[f],
+                                       {"onnx_quant": "dynamic", "onnx_qdq": "qdq", "onnx_qlinear": "qlinear"}[f])
+        finally:
+            for p in exported.values():
+                if p not in paths.values() and os.path.exists(p):
+                    os.remove(p)
     return paths
 
 
