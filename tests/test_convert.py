@@ -406,11 +406,12 @@ def _zip_legacy(kind, onnx):
 
 @tidy
 def test_checkpoints_u2netp():
-    """zip and legacy .pth of U2NetP -> identical files; ONNX export within 1e-5."""
+    """zip and legacy .pth of U2NetP -> identical files; the ONNX export (BN
+    folded by the exporter in float32) within 1e-6 of each tensor's largest value."""
     outs, d = _zip_legacy("u2netp", onnx=True)
     out = os.path.join(d, "u2netp_onnx.u2nc")
     run_convert(checkpoints("u2netp")["onnx"], out)
-    assert_same_tensors(F.read_model(out), F.read_model(outs["zip"]), "onnx export vs checkpoint", rel=1e-5)
+    assert_same_tensors(F.read_model(out), F.read_model(outs["zip"]), "onnx export vs checkpoint", rel=1e-6)
 
 
 @tidy
@@ -619,7 +620,7 @@ def test_onnx_helper_bn_nodes():
     path = _make_helper_onnx(sd, F.U2NETP_STAGES, os.path.join(d, "helper.onnx"))
     out = os.path.join(d, "helper.u2nc")
     run_convert(path, out)
-    assert_same_tensors(F.read_model(out), conv.convert_state_dict(sd), "helper onnx", rel=1e-6)
+    assert_same_tensors(F.read_model(out), conv.convert_state_dict(sd), "helper onnx")
     # a graph whose side names contradict where the sides read from is refused
     bad = _make_helper_onnx(sd, F.U2NETP_STAGES, os.path.join(d, "swapped.onnx"), swap_sides=True)
     assert_fails(bad, os.path.join(d, "swapped.u2nc"), says=("side",))

@@ -897,9 +897,9 @@ def _refuse_quantized(nodes):
 
 
 def _collect_convs(nodes, inits, producer, consumers):
-    """Every Conv node with its constant weights (BatchNorm that follows it
-    folded in): dicts node, wname, W, b, dil, pads, strides; and the indices
-    of the BatchNormalization nodes folded."""
+    """Every Conv node with its constant weights (a BatchNormalization that
+    follows it folded in): dicts node, wname, W, b, dil, pads, strides. A
+    BatchNormalization that follows no Conv is an error."""
     cache = {}
 
     def const(tname, user):
