@@ -24,7 +24,7 @@ KERNEL_SRC  := $(wildcard kernels/*.c)
 PROGRAM_SRC := $(wildcard src/*.c)
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
 PROGRAM_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PROGRAM_SRC))
-TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads
+TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads $(BUILD)/test_backends
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -60,6 +60,9 @@ $(BUILD)/u2net: $(PROGRAM_OBJ) $(BUILD)/libu2net.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test_kernels: tests/test_kernels.c $(BUILD)/libu2net.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test_backends: tests/test_backends.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test_threads: tests/test_threads.c $(BUILD)/libu2net.a

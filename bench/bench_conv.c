@@ -219,8 +219,10 @@ static void run(problem *p, enum kernel k, int threads)
 {
     const layer *l = &p->l;
     const size_t hw = (size_t)l->h * l->w;
-    const conv3x3_args a = {p->planes, l->cin, l->h, 0, l->h, l->w, p->weight, p->bias,
-                            l->cout, l->d, 1, NULL, 0, p->out, hw};
+    const conv3x3_args a = {.in = p->planes, .cin = l->cin, .in_rows = l->h, .in_w = l->w,
+                            .row0 = 0, .stride = 1, .h = l->h, .w = l->w, .weight = p->weight,
+                            .bias = p->bias, .cout = l->cout, .dilation = l->d, .relu = 1,
+                            .out = p->out, .out_plane = hw};
     if (k == IM2COL)
         conv3x3_im2col(&a, p->scratch_im2col, threads);
     else if (k >= DIRECT)

@@ -9,13 +9,14 @@
 
 /* The value's exponent and mantissa shifted into float32's fields and
  * scaled by 2^(127-15) are exact for normal and subnormal numbers alike;
- * infinities and NaNs keep the all-ones exponent. */
+ * infinities and NaNs keep the all-ones exponent, NaNs made quiet as F16C
+ * makes them. */
 float half_to_float(uint16_t h)
 {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
     uint32_t bits;
     if (em >= 0x7c00u) {
-        bits = sign | 0x7f800000u | (em & 0x3ffu) << 13;
+        bits = sign | 0x7f800000u | (em & 0x3ffu) << 13 | (em > 0x7c00u ? 0x00400000u : 0);
     } else {
         const uint32_t shifted = em << 13;
         float f;

@@ -1,6 +1,18 @@
 /* isa.c - which instruction sets the CPU kernels may use on this machine. */
 #include "kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+/* F16C (CPUID leaf 1, ECX bit 29), which clang's __builtin_cpu_supports
+ * does not name. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+}
+#endif
+
 kernel_isa kernel_isa_best(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -9,8 +21,7 @@ kernel_isa kernel_isa_best(void)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
         return KERNEL_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return KERNEL_ISA_AVX2;
 #endif
     return KERNEL_ISA_PORTABLE;

@@ -112,17 +112,17 @@ int cmd_bench(int argc, char **argv)
             size = argv[++i];
         } else if (!strcmp(a, "--runs") && has_val) {
             if (parse_int(argv[++i], 1, 100000, &runs) != 0) {
-                die_msg("--runs: '%s' is not a run count (1..100000)", argv[i]);
+                print_error("--runs: '%s' is not a run count (1..100000)", argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--warmup") && has_val) {
             if (parse_int(argv[++i], 0, 100000, &warmup) != 0) {
-                die_msg("--warmup: '%s' is not a run count (0..100000)", argv[i]);
+                print_error("--warmup: '%s' is not a run count (0..100000)", argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--threads") && has_val) {
             if (parse_int(argv[++i], 0, 1024, &threads) != 0) {
-                die_msg("--threads: '%s' is not a thread count (0..1024)", argv[i]);
+                print_error("--threads: '%s' is not a thread count (0..1024)", argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--isa") && has_val) {
@@ -134,35 +134,35 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--device") && has_val) {
             const char *device = argv[++i];
             if (!strcmp(device, "cuda")) {
-                die_msg("--device cuda: this build has no CUDA support");
+                print_error("--device cuda: this build has no CUDA support");
                 return 2;
             }
             if (strcmp(device, "cpu") != 0) {
-                die_msg("--device: '%s' is not cpu or cuda", device);
+                print_error("--device: '%s' is not cpu or cuda", device);
                 return 2;
             }
         } else {
-            die_msg("bench: unknown or incomplete option '%s' (see u2net bench --help)", a);
+            print_error("bench: unknown or incomplete option '%s' (see u2net bench --help)", a);
             return 2;
         }
     }
     if (!model) {
-        die_msg("bench: -m MODEL is required (see u2net bench --help)");
+        print_error("bench: -m MODEL is required (see u2net bench --help)");
         return 2;
     }
     long w = 0, h = 0;
     if (size && parse_size(size, &w, &h) != 0) {
-        die_msg("--size: '%s' is not S or WxH with sides 1..%d", size, U2NET_MAX_SIDE);
+        print_error("--size: '%s' is not S or WxH with sides 1..%d", size, U2NET_MAX_SIDE);
         return 2;
     }
     if (w * h > U2NET_MAX_PIXELS) {
-        die_msg("--size: %ldx%ld is more than %d pixels", w, h, U2NET_MAX_PIXELS);
+        print_error("--size: %ldx%ld is more than %d pixels", w, h, U2NET_MAX_PIXELS);
         return 2;
     }
     u2net_error err;
     u2net_model *m = u2net_model_load(model, &err);
     if (!m) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         return 1;
     }
     if (!size)
@@ -172,11 +172,11 @@ int cmd_bench(int argc, char **argv)
     double *ms = malloc((size_t)runs * sizeof(double));
     u2net_ctx *c = u2net_ctx_new(m, (int)threads, &err);
     if (!c) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         goto done;
     }
     if (!input || !ms) {
-        die_msg("out of memory");
+        print_error("out of memory");
         goto done;
     }
     u2net_ctx_set_kernels(c, reference ? U2NET_KERNELS_REFERENCE : kernels);
@@ -186,7 +186,7 @@ int cmd_bench(int argc, char **argv)
     for (long i = 0; i < warmup + runs; i++) {
         const double start = now_seconds();
         if (u2net_run(c, input, (int)h, (int)w, &err) != 0) {
-            die_msg("%s", err.msg);
+            print_error("%s", err.msg);
             goto done;
         }
         const double elapsed_ms = (now_seconds() - start) * 1e3;

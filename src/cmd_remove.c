@@ -76,8 +76,12 @@ static const char help_text[] =
     "                       and in ../share/u2net from it (an installed program);\n"
     "                       default " DEFAULT_MODEL ". Make one with `make weights` or\n"
     "                       tools/convert.py.\n"
-    "  --size N | WxH       network input size, 1..8192 a side (default the model's,\n"
-    "                       320x320)\n"
+    "  --size N | WxH       network input size, 1..8192 a side (default the model's:\n"
+    "                       320x320 for U2Net, trained at that size, which degrades\n"
+    "                       on larger inputs; 1024x1024 for ISNet)\n"
+    "  --mean R,G,B --std R,G,B  the normalisation (v / scale - mean) / std, for a\n"
+    "                       model retrained with other statistics (default the\n"
+    "                       model's: ImageNet's for U2Net, 0.5 and 1 for ISNet)\n"
     "  --resize bilinear|lanczos  the resize filter to the network (default bilinear)\n"
     "  --threads N          CPU threads, 1..1024 (default all cores)\n"
     "  --device cpu|cuda    where the network runs (this build: cpu)\n"
@@ -191,15 +195,15 @@ static int check_command_line(run_state *r, int argc, char **argv)
         puts("u2net " U2NET_VERSION_STRING);
         return DONE_EARLY;
     case PARSE_USAGE_ERROR:
-        die_msg("%s", r->opt.error);
+        print_error("%s", r->opt.error);
         return 2;
     case PARSE_NO_MEMORY:
-        die_msg("out of memory");
+        print_error("out of memory");
         return 1;
     }
     for (size_t i = 0; i < r->opt.n_inputs; i++)
         if (!strcmp(r->opt.inputs[i], "-") && isatty(STDIN_FILENO)) {
-            die_msg("-: standard input is a terminal; pipe an image in");
+            print_error("-: standard input is a terminal; pipe an image in");
             return 2;
         }
     return 0;
@@ -219,13 +223,13 @@ static int choose_destination(run_state *r)
     const char *out = o->output;
     if (!strcmp(out, "-")) {
         if (several_inputs || o->n_types > 1) {
-            die_msg("-o -: standard output takes one input file and one type (given %zu "
+            print_error("-o -: standard output takes one input file and one type (given %zu "
                     "input%s%s, %d type%s)", o->n_inputs, o->n_inputs == 1 ? "" : "s",
                     folder_input ? " with a folder" : "", o->n_types, o->n_types == 1 ? "" : "s");
             return 2;
         }
         if (o->types[0] != U2NET_OUT_BBOX && isatty(STDOUT_FILENO)) {
-            die_msg("-o -: standard output is a terminal; redirect it to a file or a pipe");
+            print_error("-o -: standard output is a terminal; redirect it to a file or a pipe");
             return 2;
         }
         r->dest = DEST_STDOUT;
@@ -246,12 +250,12 @@ static int choose_destination(run_state *r)
             r->dest = DEST_FOLDER;
             return 0;
         }
-        die_msg("-o %s: unknown output extension '%s' (.png, .jpg or .jpeg; .json for -t "
+        print_error("-o %s: unknown output extension '%s' (.png, .jpg or .jpeg; .json for -t "
                 "bbox; end the path with / for a folder)", out, ext);
         return 2;
     }
     if (several_inputs || o->n_types > 1) {
-        die_msg("-o %s: a file output takes one input file and one type (given %zu input%s%s, "
+        print_error("-o %s: a file output takes one input file and one type (given %zu input%s%s, "
                 "%d type%s); give a folder, e.g. -o out/", out, o->n_inputs,
                 o->n_inputs == 1 ? "" : "s", folder_input ? " with a folder" : "", o->n_types,
                 o->n_types == 1 ? "" : "s");
@@ -259,16 +263,16 @@ static int choose_destination(run_state *r)
     }
     const u2net_output_type t = o->types[0];
     if (t == U2NET_OUT_BBOX && !is_json) {
-        die_msg("-o %s: -t bbox writes JSON; name the output .json", out);
+        print_error("-o %s: -t bbox writes JSON; name the output .json", out);
         return 2;
     }
     if (t != U2NET_OUT_BBOX && is_json) {
-        die_msg("-o %s: .json is for -t bbox; -t %s writes an image (.png, .jpg or .jpeg)", out,
+        print_error("-o %s: .json is for -t bbox; -t %s writes an image (.png, .jpg or .jpeg)", out,
                 u2net_output_name(t));
         return 2;
     }
     if (t == U2NET_OUT_RGBA && is_jpeg) {
-        die_msg("-o %s: JPEG cannot hold alpha (-t rgba); use .png", out);
+        print_error("-o %s: JPEG cannot hold alpha (-t rgba); use .png", out);
         return 2;
     }
     r->dest = DEST_FILE;
@@ -283,7 +287,7 @@ static int load_background(run_state *r)
         return 0;
     u2net_error err;
     if (u2net_image_load(path, r->opt.max_pixels, &r->background, &err) != 0) {
-        die_msg("--background %s: %s", path, err.msg);
+        print_error("--background %s: %s", path, err.msg);
         return 2;
     }
     r->opt.render.background = &r->background;
@@ -298,7 +302,7 @@ static int load_model(run_state *r)
     char *looked = NULL;
     char *path = model_find(arg, &looked);
     if (!path) {
-        die_msg("model '%s' not found: looked for %s.u2nc in %s%s; make it with `make weights` "
+        print_error("model '%s' not found: looked for %s.u2nc in %s%s; make it with `make weights` "
                 "or tools/convert.py CHECKPOINT -o weights/%s.u2nc, or give -m PATH", arg, arg,
                 looked ? looked : "no folder", getenv("U2NET_WEIGHTS") ? "" :
                 " ($U2NET_WEIGHTS is not set)", arg);
@@ -309,12 +313,12 @@ static int load_model(run_state *r)
     r->model = u2net_model_load(path, &err);
     free(path);
     if (!r->model) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         return 1;
     }
     r->ctx = u2net_ctx_new(r->model, (int)r->opt.threads, &err);
     if (!r->ctx) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         return 1;
     }
     return 0;
@@ -341,7 +345,7 @@ static int find_inputs(run_state *r)
         goto oom;
     return 0;
 oom:
-    die_msg("out of memory");
+    print_error("out of memory");
     return 1;
 }
 
@@ -352,11 +356,11 @@ static int prepare_folder(run_state *r)
         return 0;
     const char *out = r->opt.output;
     if (make_dirs(out) != 0) {
-        die_msg("%s: cannot create the output folder: %s", out, strerror(errno));
+        print_error("%s: cannot create the output folder: %s", out, strerror(errno));
         return 1;
     }
     if (access(out, W_OK | X_OK) != 0) {
-        die_msg("%s: the output folder is not writable: %s", out, strerror(errno));
+        print_error("%s: the output folder is not writable: %s", out, strerror(errno));
         return 1;
     }
     return 0;
@@ -710,7 +714,7 @@ int cmd_remove(int argc, char **argv)
     progress_end(&r.bar);
     const int sig = stop_signal;
     if (sig)
-        die_msg("interrupted by %s: %zu input%s not processed (--skip-existing resumes)",
+        print_error("interrupted by %s: %zu input%s not processed (--skip-existing resumes)",
                 sig == SIGINT ? "SIGINT" : "SIGTERM", r.inputs.count - i,
                 r.inputs.count - i == 1 ? "" : "s");
     if (!r.opt.quiet && (total > 1 || r.failed > 0 || sig))

@@ -47,38 +47,38 @@ int cmd_tensor(int argc, char **argv)
             outp = argv[++i];
         } else if (!strcmp(a, "--height") && has_val) {
             if (parse_int(argv[++i], 0, 1L << 30, &h) != 0) {
-                die_msg("--height: '%s' is not a size", argv[i]);
+                print_error("--height: '%s' is not a size", argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--width") && has_val) {
             if (parse_int(argv[++i], 0, 1L << 30, &w) != 0) {
-                die_msg("--width: '%s' is not a size", argv[i]);
+                print_error("--width: '%s' is not a size", argv[i]);
                 return 2;
             }
         } else if (!strcmp(a, "--threads") && has_val) {
             if (parse_int(argv[++i], 1, 1024, &threads) != 0) {
-                die_msg("--threads: '%s' is not a thread count (1..1024)", argv[i]);
+                print_error("--threads: '%s' is not a thread count (1..1024)", argv[i]);
                 return 2;
             }
         } else {
-            die_msg("tensor: unknown or incomplete option '%s' (see u2net tensor --help)", a);
+            print_error("tensor: unknown or incomplete option '%s' (see u2net tensor --help)", a);
             return 2;
         }
     }
     if (!model || !in || !outp || h < 0 || w < 0) {
-        die_msg("tensor: -m, -i, -o, --height and --width are required (see u2net tensor --help)");
+        print_error("tensor: -m, -i, -o, --height and --width are required (see u2net tensor --help)");
         return 2;
     }
     if (h < 1 || w < 1 || h > U2NET_MAX_SIDE || w > U2NET_MAX_SIDE ||
         h * w > U2NET_MAX_PIXELS) {
-        die_msg("input size %ldx%ld (HxW) is outside the limits: 1..%d per side, %d pixels", h, w,
+        print_error("input size %ldx%ld (HxW) is outside the limits: 1..%d per side, %d pixels", h, w,
                 U2NET_MAX_SIDE, U2NET_MAX_PIXELS);
         return 2;
     }
     u2net_error err;
     u2net_model *m = u2net_model_load(model, &err);
     if (!m) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         return 1;
     }
     int rc = 1;
@@ -88,16 +88,16 @@ int cmd_tensor(int argc, char **argv)
     size_t len;
     const size_t want = (size_t)3 * h * w * sizeof(float);
     if (read_file(in, &data, &len) != 0) {
-        die_msg("%s: cannot read input: %s", in, strerror(errno));
+        print_error("%s: cannot read input: %s", in, strerror(errno));
         goto done;
     }
     if (len != want) {
-        die_msg("%s: %zu bytes, but 3x%ldx%ld float32 is %zu bytes", in, len, h, w, want);
+        print_error("%s: %zu bytes, but 3x%ldx%ld float32 is %zu bytes", in, len, h, w, want);
         goto done;
     }
     c = u2net_ctx_new(m, (int)threads, &err);
     if (!c) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         goto done;
     }
     u2net_ctx_set_kernels(c, reference ? U2NET_KERNELS_REFERENCE : (u2net_kernels)kernels);
@@ -107,20 +107,20 @@ int cmd_tensor(int argc, char **argv)
      * malloc's alignment suits float */
     const int run_rc = u2net_run(c, (const float *)data, (int)h, (int)w, &err);
     if (run_rc != 0) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         goto done;
     }
     const int n_out = sides ? u2net_model_output_count(m) : 1;
     const size_t plane = (size_t)h * w;
     outbuf = malloc(plane * n_out * sizeof(float));
     if (!outbuf) {
-        die_msg("out of memory");
+        print_error("out of memory");
         goto done;
     }
     for (int k = 0; k < n_out; k++)
         memcpy(outbuf + k * plane, u2net_output(c, k), plane * sizeof(float));
     if (u2net_write_file(outp, outbuf, plane * n_out * sizeof(float), 1, &err) != 0) {
-        die_msg("%s", err.msg);
+        print_error("%s", err.msg);
         goto done;
     }
     rc = 0;

@@ -98,6 +98,32 @@ static int parse_size(options *o, const char *opt, const char *value)
     return 0;
 }
 
+/* R,G,B: three numbers in [lo, hi] into v. */
+static int parse_triple(options *o, const char *opt, const char *value, double lo, double hi,
+                        float v[3])
+{
+    char buf[96];
+    const size_t n = strlen(value);
+    if (n >= sizeof buf)
+        return usage_error(o, "%s: '%.40s...' is not R,G,B", opt, value);
+    memcpy(buf, value, n + 1);
+    char *p = buf;
+    for (int c = 0; c < 3; c++) {
+        char *comma = strchr(p, ',');
+        if ((c < 2) != (comma != NULL))
+            return usage_error(o, "%s: '%s' is not three numbers R,G,B", opt, value);
+        if (comma)
+            *comma = '\0';
+        double f;
+        if (parse_float(p, lo, hi, &f) != 0)
+            return usage_error(o, "%s: '%s' is not three numbers R,G,B in %g..%g", opt, value, lo,
+                               hi);
+        v[c] = (float)f;
+        p = comma + 1;
+    }
+    return 0;
+}
+
 static int hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
@@ -146,7 +172,7 @@ parse_result options_parse(int argc, char **argv, options *o)
     u2net_render_opts_default(&o->render);
     o->max_pixels = U2NET_DEFAULT_MAX_IMAGE_PIXELS;
     long fg = -1, bg = -1;
-    int morph_radius_given = 0, refine = 0;
+    int morph_radius_given = 0, refine = 0, have_mean = 0, have_std = 0;
     o->inputs = malloc((size_t)argc * sizeof *o->inputs);
     if (!o->inputs)
         return PARSE_NO_MEMORY;
@@ -210,7 +236,8 @@ parse_result options_parse(int argc, char **argv, options *o)
         }
         /* options with a value */
         static const char *const with_value[] = {
-            "-o", "--output", "-t", "--type", "-m", "--model", "--size", "--resize",
+            "-o", "--output", "-t", "--type", "-m", "--model", "--size", "--resize", "--mean",
+            "--std",
             "--threshold", "--fg-threshold", "--bg-threshold", "--morph", "--morph-radius",
             "--feather", "--alpha", "--background", "--padding", "--highlight", "--format",
             "--max-pixels", "--jpeg-quality", "--threads", "--device"};
@@ -252,6 +279,12 @@ parse_result options_parse(int argc, char **argv, options *o)
             o->model = v;
         } else if (!strcmp(name, "--size")) {
             bad = parse_size(o, name, v);
+        } else if (!strcmp(name, "--mean")) {
+            bad = parse_triple(o, name, v, -1000, 1000, o->mask.mean);
+            have_mean = 1;
+        } else if (!strcmp(name, "--std")) {
+            bad = parse_triple(o, name, v, 1e-6, 1000, o->mask.std);
+            have_std = 1;
         } else if (!strcmp(name, "--resize")) {
             static const char *const names[] = {"bilinear", "lanczos"};
             const int c = parse_choice(o, name, v, names, 2, "bilinear or lanczos");
@@ -343,6 +376,10 @@ parse_result options_parse(int argc, char **argv, options *o)
         }
         if (bad)
             return PARSE_USAGE_ERROR;
+    }
+    if (have_mean != have_std) {
+        usage_error(o, "--mean and --std go together (a retrained model's normalisation)");
+        return PARSE_USAGE_ERROR;
     }
     if (fg >= 0 || bg >= 0)
         refine = 1;

@@ -263,7 +263,7 @@ static int walk_folder(walk *w, const char *dir, const char *subdir, const struc
                 closedir(d);
             return -1;
         }
-        die_msg("%s: cannot read folder: %s", dir, strerror(errno));
+        print_error("%s: cannot read folder: %s", dir, strerror(errno));
         (*w->problems)++;
         if (d)
             closedir(d);
@@ -288,7 +288,7 @@ static int walk_folder(walk *w, const char *dir, const char *subdir, const struc
             } else if (is_output) {
                 /* the output folder below an input folder holds results */
             } else if (depth + 1 >= MAX_FOLDER_DEPTH) {
-                die_msg("%s: more than %d folders deep; not walked", path, MAX_FOLDER_DEPTH);
+                print_error("%s: more than %d folders deep; not walked", path, MAX_FOLDER_DEPTH);
                 (*w->problems)++;
             } else {
                 char *sub = path_join(subdir, name);
@@ -329,7 +329,7 @@ int inputs_add(input_list *l, file_id_set *visited, const char *arg, const scan_
         return add_input(l, strdup("-"), strdup(""), strdup("stdin"), NULL);
     struct stat st;
     if (stat(arg, &st) != 0) {
-        die_msg("%s: %s", arg, strerror(errno));
+        print_error("%s: %s", arg, strerror(errno));
         (*problems)++;
         return 0;
     }
@@ -342,7 +342,7 @@ int inputs_add(input_list *l, file_id_set *visited, const char *arg, const scan_
     if (walk_folder(&w, arg, "", &st, 0) != 0)
         return -1;
     if (w.found == 0 && *problems == problems_before) {
-        die_msg("%s: no image files in this folder%s", arg,
+        print_error("%s: no image files in this folder%s", arg,
                 w.skipped_subdirs ? " (use -r to include its sub-folders)" : "");
         (*problems)++;
     }

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-void die_msg(const char *fmt, ...)
+void print_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -228,7 +228,7 @@ int parse_isa(const char *name, int *kernels)
     else if (!strcmp(name, "portable"))
         *kernels = U2NET_KERNELS_PORTABLE;
     else {
-        die_msg("--isa: '%s' is not avx512, avx2 or portable", name);
+        print_error("--isa: '%s' is not avx512, avx2 or portable", name);
         return -1;
     }
     return 0;
@@ -238,6 +238,6 @@ int check_isa(const char *name, const char *running)
 {
     if (strcmp(name, running) == 0)
         return 0;
-    die_msg("--isa %s: this CPU runs at most %s", name, running);
+    print_error("--isa %s: this CPU runs at most %s", name, running);
     return -1;
 }

@@ -5,8 +5,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* Prints "u2net: " + the formatted message + newline on stderr. */
-void die_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "u2net: " + the formatted message + newline on stderr (and goes
+ * on: the caller decides what follows). */
+void print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parses a whole decimal integer in [lo, hi]: no leading blanks, no trailing
  * characters. Returns 0 on success. */

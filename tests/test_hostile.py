@@ -156,16 +156,19 @@ def _hostile_models(d, valid):
     # stage1 with 8192 middle channels: its rebnconv1 is then [8192, 64, 3, 3]
     # (18.9 MB); the tensor table agrees, the file holds none of it
     b = bytearray(valid)
-    struct.pack_into("<I", b, 128 + 12, 8192)
+    lt = F.LAYER_TABLE_OFFSET  # U2NetP has no prelude: stage1 is the first layer
+    struct.pack_into("<I", b, lt + 12, 8192)
     entry = tt + 2 * F.TENSOR_BYTES
     struct.pack_into("<I4I", b, entry + 60, 4, 8192, 64, 3, 3)
     struct.pack_into("<Q", b, entry + 88, 8192 * 64 * 9 * 4)
     add("tensor claiming 8192 channels", F.fix_crcs(b), "does not fit")
     # every stage at the 8192-channel cap: a 150 GB model, by its tables
     b = bytearray(valid)
-    n_stages = struct.unpack_from("<I", b, 16)[0]
-    for s in range(n_stages):
-        struct.pack_into("<III", b, 128 + 32 * s + 8, 8192 if s else 3, 8192, 8192)
+    n_layers = struct.unpack_from("<I", b, 16)[0]
+    stages = [i for i in range(n_layers)
+              if struct.unpack_from("<I", b, lt + 32 * i)[0] in (F.RSU_L, F.RSU_F)]
+    for s in stages:
+        struct.pack_into("<III", b, lt + 32 * s + 8, 8192 if s else 3, 8192, 8192)
     add("every stage 8192 channels", F.fix_crcs(b), "input channels")
     b = bytearray(valid)
     struct.pack_into("<I", b, 20, 0xFFFFFFFF)

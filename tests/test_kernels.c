@@ -95,8 +95,10 @@ static conv_problem make_conv(int cin, int cout, int h, int w, int d, int relu, 
     }
     for (int c = 0; c < cin; c++)
         p.planes[c] = p.in + c * hw;
-    const conv3x3_args a = {p.planes, cin, h, 0, h, w, p.wt, p.b, cout, d, relu,
-                            p.res, hw, NULL, hw + 16};
+    const conv3x3_args a = {.in = p.planes, .cin = cin, .in_rows = h, .in_w = w, .row0 = 0,
+                            .stride = 1, .h = h, .w = w, .weight = p.wt, .bias = p.b,
+                            .cout = cout, .dilation = d, .relu = relu, .residual = p.res,
+                            .residual_plane = hw, .out = NULL, .out_plane = hw + 16};
     p.a = a;
     return p;
 }
@@ -447,7 +449,10 @@ static void test_conv1x1(int cin, int cout, int n)
 {
     float *in = rand_buf((size_t)cin * n, 1.0f), *wt = rand_buf((size_t)cin * cout, 1.0f);
     float *b = rand_buf((size_t)cout, 1.0f), *out = malloc((size_t)cout * n * sizeof(float));
-    conv1x1(in, cin, (size_t)n, wt, b, cout, out);
+    const float *planes[16];
+    for (int ci = 0; ci < cin; ci++)
+        planes[ci] = in + (size_t)ci * n;
+    conv1x1(planes, cin, (size_t)n, wt, b, cout, out);
     double worst = 0;
     for (int co = 0; co < cout; co++)
         for (int p = 0; p < n; p++) {
@@ -465,12 +470,7 @@ static void test_conv1x1(int cin, int cout, int n)
 static void test_elementwise(void)
 {
     const size_t n = 1001;
-    float *a = rand_buf(n, 20.0f), *b = rand_buf(n, 1.0f), *o = malloc(n * sizeof(float));
-    add_ref(a, b, o, n);
-    int ok = 1;
-    for (size_t i = 0; i < n; i++)
-        ok &= o[i] == a[i] + b[i];
-    check(ok, "add_ref n=%zu", n);
+    float *a = rand_buf(n, 20.0f), *o = malloc(n * sizeof(float));
     memcpy(o, a, n * sizeof(float));
     sigmoid_inplace(o, n);
     double worst = 0;
@@ -480,7 +480,109 @@ static void test_elementwise(void)
             worst = e;
     }
     check(worst <= 1e-7, "sigmoid_inplace n=%zu: %.2g", n, worst);
-    free(a), free(b), free(o);
+    free(a), free(o);
+}
+
+/* A strided convolution (ISNet's stem: 3 -> 64, stride 2) in [cin, ih, iw]
+ * -> [cout, (ih-1)/s + 1, (iw-1)/s + 1]: the reference against the formula
+ * in double, im2col against the reference, and both on windows of rows
+ * (row0 and in_rows as a band of the engine gives them). */
+static void test_conv3x3_strided(int cin, int cout, int ih, int iw, int s, int d)
+{
+    const int oh = (ih - 1) / s + 1, ow = (iw - 1) / s + 1;
+    const size_t ihw = (size_t)ih * iw, ohw = (size_t)oh * ow;
+    float *in = rand_buf((size_t)cin * ihw, 1.0f), *wt = rand_buf((size_t)cout * cin * 9, 0.3f);
+    float *b = rand_buf((size_t)cout, 0.5f);
+    float *ref = aligned_buf((size_t)cout * ohw), *got = aligned_buf((size_t)cout * ohw);
+    const float **planes = malloc((size_t)cin * sizeof *planes);
+    float *scratch = aligned_buf(2 * conv3x3_scratch_floats(cin));
+    for (int c = 0; c < cin; c++)
+        planes[c] = in + c * ihw;
+    conv3x3_args a = {.in = planes, .cin = cin, .in_rows = ih, .in_w = iw, .row0 = 0,
+                      .stride = s, .h = oh, .w = ow, .weight = wt, .bias = b, .cout = cout,
+                      .dilation = d, .relu = 0, .out = ref, .out_plane = ohw};
+    conv3x3_ref(&a, 2);
+    double worst = 0;
+    for (int co = 0; co < cout; co++)
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) {
+                double acc = b[co];
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            const int sy = y * s + (ky - 1) * d, sx = x * s + (kx - 1) * d;
+                            if (sy >= 0 && sy < ih && sx >= 0 && sx < iw)
+                                acc += (double)wt[((size_t)co * cin + ci) * 9 + ky * 3 + kx] *
+                                       in[ci * ihw + (size_t)sy * iw + sx];
+                        }
+                const double e = fabs(acc - ref[co * ohw + (size_t)y * ow + x]);
+                worst = e > worst || e != e ? e : worst;
+            }
+    check(worst <= 1e-5, "conv3x3_ref stride %d %d->%d %dx%d d=%d against the formula: %.2g", s,
+          cin, cout, ih, iw, d, worst);
+    a.out = got;
+    conv3x3_im2col(&a, scratch, 2);
+    check(out_diff(&a, ref) <= 1e-5, "conv3x3_im2col stride %d %d->%d %dx%d d=%d: %.2g", s, cin,
+          cout, ih, iw, d, out_diff(&a, ref));
+    /* output rows [3, oh - 2) from a window of input rows [lo, hi) */
+    if (oh > 5) {
+        const int p0 = 3, q0 = oh - 2, lo = p0 * s - d, hi = (q0 - 1) * s + d + 1 < ih
+                                                              ? (q0 - 1) * s + d + 1 : ih;
+        const float **win = malloc((size_t)cin * sizeof *win);
+        for (int c = 0; c < cin; c++)
+            win[c] = planes[c] + (size_t)lo * iw;
+        conv3x3_args wa = a;
+        wa.in = win, wa.in_rows = hi - lo, wa.row0 = p0 * s - lo, wa.h = q0 - p0;
+        for (int k = 0; k < 2; k++) {
+            memset(got, 0, sizeof(float) * cout * ohw);
+            wa.out = got + (size_t)p0 * ow;
+            if (k == 0)
+                conv3x3_ref(&wa, 2);
+            else
+                conv3x3_im2col(&wa, scratch, 2);
+            double e = 0;
+            for (int co = 0; co < cout; co++)
+                for (size_t i = (size_t)p0 * ow; i < (size_t)q0 * ow; i++) {
+                    const double di = fabs(got[co * ohw + i] - ref[co * ohw + i]);
+                    e = di > e || di != di ? di : e;
+                }
+            check(e <= (k ? 1e-5 : 0.0), "conv3x3_%s stride %d on rows %d..%d from input rows "
+                  "%d..%d: %.2g", k ? "im2col" : "ref", s, p0, q0, lo, hi, e);
+        }
+        free(win);
+    }
+    free(in), free(wt), free(b), free(ref), free(got), free(planes), free(scratch);
+}
+
+/* Every float16 bit pattern converts exactly (against ldexp in double) and
+ * identically on every instruction set. */
+static void test_half_to_float(void)
+{
+    enum { N = 65536 };
+    uint16_t *h = malloc(N * sizeof *h);
+    float *ref = malloc(N * sizeof *ref), *got = malloc(N * sizeof *got);
+    for (int i = 0; i < N; i++)
+        h[i] = (uint16_t)i;
+    int exact = 1;
+    for (int i = 0; i < N; i++) {
+        const int e = (i >> 10) & 31, m = i & 1023;
+        const double sign = i & 0x8000 ? -1.0 : 1.0;
+        const float f = half_to_float(h[i]);
+        if (e == 31)
+            exact &= m ? f != f : f == (float)(sign * INFINITY);
+        else
+            exact &= f == (float)(sign * (e ? ldexp(1024 + m, e - 25) : ldexp(m, -24))) &&
+                     !!signbit(f) == (sign < 0);
+        ref[i] = f;
+    }
+    check(exact, "half_to_float: all 65536 float16 values exact");
+    for (int isa = KERNEL_ISA_PORTABLE; isa <= (int)kernel_isa_best(); isa++) {
+        memset(got, 0, N * sizeof *got);
+        half_to_float_n((kernel_isa)isa, h, got, N, 2);
+        check(memcmp(got, ref, N * sizeof *got) == 0, "half_to_float_n %s: the same bits",
+              kernel_isa_name((kernel_isa)isa));
+    }
+    free(h), free(ref), free(got);
 }
 
 int main(void)
@@ -572,6 +674,12 @@ int main(void)
     test_conv1x1(6, 1, 97 * 61);
     test_conv1x1(7, 3, 31);
     test_elementwise();
+    test_conv3x3_strided(3, 64, 37, 29, 2, 1);
+    test_conv3x3_strided(3, 64, 64, 64, 2, 1);
+    test_conv3x3_strided(5, 7, 30, 17, 2, 2);
+    test_conv3x3_strided(4, 3, 1, 1, 2, 1);
+    test_conv3x3_strided(6, 5, 23, 31, 1, 3);
+    test_half_to_float();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

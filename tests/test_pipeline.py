@@ -183,6 +183,30 @@ def _torch_probs(model, images, nh, nw, lanczos=False):
     return out
 
 
+def _torch_probs_isnet(model, images, nh, nw, mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0)):
+    """DIS's and RMBG's arithmetic in PyTorch: images uint8 [H, W, 3] -> RGB
+    0..255 as float, bilinear resize to nh x nw, / 255, (x - mean) / std;
+    sigmoid(d1) resized in float to each image's size, min-max normalised,
+    floor(v * 255) -> prob maps uint8 [H, W]."""
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(2)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    out = []
+    model.eval()
+    for a in images:
+        t = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)[None]
+        t = F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            d1 = model(((t / 255.0 - m) / s).contiguous())[0]
+        h, w = a.shape[:2]
+        r = F.interpolate(d1, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        n = (r - r.min()) / (r.max() - r.min())
+        out.append(torch.clamp(torch.floor(n * 255.0), 0, 255).numpy().astype(np.uint8))
+    return out
+
+
 def _test_images(sizes):
     """uint8 RGB images of the given (w, h): real photos resized when the
     shared images are there, synthetic scenes otherwise."""
@@ -237,6 +261,43 @@ def test_prob_vs_torch_bilinear():
     try:
         sizes = [(203, 97), (640, 480), (50, 700), (1, 1), (1200, 900)]
         _prob_case(path, model, d, "bilinear", _test_images(sizes), 320, 320, [])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_prob_isnet_vs_torch():
+    """ISNet's own processing (docs/FORMAT.md, ISNet row) on an enlarged and a
+    reduced photo at 1024x1024, --size 512x384, and --mean/--std replacing
+    the model's (as for a retrained model), against the same arithmetic in
+    PyTorch with the same weights."""
+    _need_pil()
+    testlib.need_torch()
+    import test_e2e
+    import u2net_ref
+    path = test_e2e.real_isnet_file()
+    model = u2net_ref.load_u2nc(path)
+    d = _scratch("torch_isnet")
+    try:
+        cases = [("isnet", [(1200, 900), (203, 97)], 1024, 1024, [], {}),
+                 ("isnet512x384", [(640, 480)], 384, 512, ["--size", "512x384"], {}),
+                 ("isnet_norm", [(300, 200)], 512, 512,
+                  ["--size", "512", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"],
+                  {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)})]
+        for label, sizes, nh, nw, extra, norm in cases:
+            images = _test_images(sizes)
+            ind, outd = os.path.join(d, label), os.path.join(d, label + "_out")
+            os.makedirs(ind)
+            for k, a in enumerate(images):
+                _save(a, os.path.join(ind, "img%d.png" % k))
+            _cli(path, [ind, "-o", outd + "/", "-t", "prob"] + extra)
+            for k, (a, want) in enumerate(zip(images, _torch_probs_isnet(model, images, nh, nw,
+                                                                         **norm))):
+                got = _read(os.path.join(outd, "img%d_prob.png" % k))[:, :, 0]
+                mx, mean, frac = _diff_stats(got, want)
+                print("    %-12s %4dx%-4d net %dx%d: max %d mean %.4f differing %.3f%%"
+                      % (label, a.shape[1], a.shape[0], nw, nh, mx, mean, 100 * frac))
+                assert mx <= PROB_MAX_TOL and mean <= PROB_MEAN_TOL, \
+                    "%s image %d: max diff %d, mean %.4f" % (label, k, mx, mean)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

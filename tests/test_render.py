@@ -28,7 +28,8 @@ class Image(C.Structure):
 
 
 class MaskOpts(C.Structure):
-    _fields_ = [("net_width", C.c_int), ("net_height", C.c_int), ("resize", C.c_int),
+    _fields_ = [("net_width", C.c_int), ("net_height", C.c_int), ("mean", C.c_float * 3),
+                ("std", C.c_float * 3), ("resize", C.c_int),
                 ("threshold", C.c_float), ("refine", C.c_int), ("fg_threshold", C.c_int),
                 ("bg_threshold", C.c_int), ("morph", C.c_int), ("morph_radius", C.c_int),
                 ("largest_component", C.c_int), ("feather", C.c_float),

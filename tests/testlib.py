@@ -130,7 +130,8 @@ def run(args, check=True, stdin=None, timeout=600, env=None):
 
 
 def run_tensor(model, x, sides=True, threads=None, extra=()):
-    """Run `u2net tensor` on a 3xHxW float32 array; returns a (7 or 1)xHxW array."""
+    """Run `u2net tensor` on a 3xHxW float32 array; returns an NxHxW array:
+    every output with sides (7 for U2Net, 6 for ISNet), else the first."""
     x = np.ascontiguousarray(x, dtype="<f4")
     assert x.ndim == 3 and x.shape[0] == 3
     h, w = x.shape[1:]
@@ -147,9 +148,9 @@ def run_tensor(model, x, sides=True, threads=None, extra=()):
         y = np.fromfile(out, dtype="<f4")
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    n = 7 if sides else 1
-    assert y.size == n * h * w, "output has %d floats, expected %d" % (y.size, n * h * w)
-    return y.reshape(n, h, w)
+    assert y.size % (h * w) == 0 and (sides or y.size == h * w), \
+        "output has %d floats, not a whole number of %dx%d maps" % (y.size, h, w)
+    return y.reshape(-1, h, w)
 
 
 def assert_close(got, want, tol, what=""):

@@ -669,8 +669,8 @@ static int parse(u2net_model *m, const char *path, const unsigned char *f, uint6
                   (unsigned long long)file_bytes, (unsigned long long)size);
         return -1;
     }
-    if (rd32(f + 8) != HEADER_BYTES || rd32(f + 12) != 0) {
-        set_error(err, U2NET_EFORMAT, "%s: unexpected header size or flags", path);
+    if (rd32(f + 8) != HEADER_BYTES || rd32(f + 12) != 0 || rd64(f + 120) != 0) {
+        set_error(err, U2NET_EFORMAT, "%s: unexpected header size, flags or reserved bytes", path);
         return -1;
     }
     if (crc32_update(0, f + HEADER_BYTES, size - HEADER_BYTES) != rd32(f + 112)) {

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "model.h"
 
 static void put32(unsigned char *p, uint32_t v)
 {
