@@ -4,7 +4,8 @@
  * graph of each new input size; the backend plans its memory once per
  * graph and then runs it any number of times.
  *
- *   reference  graph/forward.c: whole tensors, the plain reference kernels
+ *   reference  reference.c: the plain forward pass (graph/forward.c), whole
+ *              tensors and the plain reference kernels
  *   cpu        cpu/: pipelines of convolutions run by bands of rows, the
  *              fast kernels of kernels/ */
 #ifndef U2NET_BACKEND_H

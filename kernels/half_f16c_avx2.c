@@ -1,9 +1,7 @@
 /* half_f16c_avx2.c - float16 to float32 with F16C's vcvtph2ps, eight at a
  * time. Built with -mavx2 -mf16c (Makefile); only called after
  * kernel_isa_best() has found AVX2, which it only reports with F16C. */
-#include <stdint.h>
-
-#include "kernels.h"
+#include "half.h"
 
 #if defined(__F16C__)
 #include <immintrin.h>

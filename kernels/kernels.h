@@ -131,10 +131,9 @@ void resize_bilinear(const float *in, int c, int ih, int iw,
 void resize_bilinear_rows(const float *in, int c, int ih, int iw, float *out, int oh, int ow,
                           int y0, int y1);
 
-/* float16 (IEEE binary16 bits) to float32, exactly: one value; n values
+/* float16 (IEEE binary16 bits) to float32, exactly (every value): n values
  * with the loops of isa (F16C with AVX2 or better), split over threads;
- * and the F16C loop itself (half_f16c_avx2.c). */
-float half_to_float(uint16_t h);
+ * and the F16C loop itself (half_f16c_avx2.c). One value: half.h. */
 void half_to_float_n(kernel_isa isa, const uint16_t *src, float *dst, size_t n, int threads);
 void half_to_float_f16c(const uint16_t *src, float *dst, size_t n);
 

@@ -81,12 +81,5 @@ def test_version1_file():
 
 
 def test_real_isnet():
-    onnx = os.path.join(testlib.SHARED, "weights", "isnet-fp16.onnx")
-    if not os.path.exists(onnx):
-        raise Skip("missing %s" % onnx)
-
-    def make(tmp):
-        import sys
-        testlib.run([sys.executable, os.path.join(testlib.ROOT, "tools", "convert.py"), onnx,
-                     "-o", tmp, "--fp16"])
-    _run(_model("isnet_real_f16.u2nc", make), (65, 40))
+    import test_e2e
+    _run(test_e2e.real_isnet_file(), (65, 40))

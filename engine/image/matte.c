@@ -1,4 +1,4 @@
-/* mask_ops.c - post-processing of a probability map into a matte: trimap
+/* matte.c - the matte of an image from its probability map: trimap
  * refinement, grey-level morphology, the binary mask, the largest connected
  * subject, feathering, and the mask's bounding box. Every map here is
  * width*height bytes, row-major, no padding. */

@@ -1,0 +1,79 @@
+/* reference.c - the reference backend: the plain forward pass
+ * (graph/forward.c) behind the backend seam, which `--reference` (the
+ * kernel choice U2NET_KERNELS_REFERENCE) runs. Speed is no concern: it
+ * keeps every output, and forward_run allocates each tensor as it goes. */
+#include <stdlib.h>
+
+#include "backend.h"
+#include "error.h"
+
+typedef struct {
+    backend base;
+    int threads;
+    const graph *g;
+    float *outputs;   /* [n_outputs, h, w] */
+    size_t plane;
+} reference_backend;
+
+static int reference_prepare(backend *b, const graph *g, u2net_error *err)
+{
+    reference_backend *r = (reference_backend *)b;
+    const graph_tensor *o = &g->tensors[g->outputs[0]];
+    free(r->outputs);
+    r->g = g;
+    r->plane = (size_t)o->h * o->w;
+    r->outputs = malloc(sizeof(float) * r->plane * (size_t)g->n_outputs);
+    if (!r->outputs) {
+        set_error(err, U2NET_ENOMEM, "out of memory for the outputs of a %dx%d run", o->w, o->h);
+        return U2NET_ENOMEM;
+    }
+    return 0;
+}
+
+static int reference_run(backend *b, const float *input, u2net_error *err)
+{
+    reference_backend *r = (reference_backend *)b;
+    return forward_run(r->g, input, r->outputs, r->threads, err);
+}
+
+static const float *reference_output(const backend *b, int k)
+{
+    const reference_backend *r = (const reference_backend *)b;
+    return r->outputs + (size_t)k * r->plane;
+}
+
+/* Every tensor alive at once, at most: what the plain pass may hold. */
+static size_t reference_activation_bytes(const backend *b)
+{
+    const reference_backend *r = (const reference_backend *)b;
+    size_t total = 0;
+    for (int t = 0; r->g && t < r->g->n_tensors; t++) {
+        const graph_tensor *gt = &r->g->tensors[t];
+        total += (size_t)gt->c * gt->h * gt->w * sizeof(float);
+    }
+    return total;
+}
+
+static void reference_destroy(backend *b)
+{
+    reference_backend *r = (reference_backend *)b;
+    if (r)
+        free(r->outputs);
+    free(r);
+}
+
+static const backend_ops reference_ops = {"reference", reference_prepare, reference_run,
+                                          reference_output, reference_activation_bytes,
+                                          reference_destroy};
+
+backend *reference_backend_new(int threads, u2net_error *err)
+{
+    reference_backend *r = calloc(1, sizeof *r);
+    if (!r) {
+        set_error(err, U2NET_ENOMEM, "out of memory creating a context");
+        return NULL;
+    }
+    r->base.ops = &reference_ops;
+    r->threads = threads;
+    return &r->base;
+}
