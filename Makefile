@@ -174,14 +174,16 @@ clean:
 	rm -rf $(BUILD)
 
 # make bench: the engine against ONNX Runtime and PyTorch on the same weights
-# (bench/README.md); BENCH_ARGS="--models u2netp --sizes 320 --rounds 1" runs
-# a quick one. fma_peak measures the machine's FMA ceiling, so it is built for
-# this very CPU.
+# (bench/README.md; ONNX Runtime is installed from PyPI into
+# $(BUILD)/bench-venv on the first run); BENCH_ARGS="--models u2netp,isnet
+# --sizes 320 --rounds 1" runs a quick one. fma_peak measures the machine's
+# FMA ceiling, so it is built for this very CPU.
 BENCH_ARGS ?=
 $(BUILD)/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) -O2 -march=native -fopenmp -o $@ $<
 
 bench: $(BUILD)/u2net $(BUILD)/fma_peak
-	$(PYTHON) bench/run_bench.py --build $(BUILD) $(BENCH_ARGS)
+	$(PYTHON) bench/run_bench.py --build $(BUILD) --isnet-weights $(SHARED)/weights/isnet-fp16.onnx \
+	  $(BENCH_ARGS)
 .PHONY: bench
