@@ -14,7 +14,15 @@ WARN     := -Wall -Wextra -Werror
 ENGINE_DIRS := engine engine/model engine/graph engine/cpu engine/image
 CPPFLAGS += $(addprefix -I,$(ENGINE_DIRS)) -Ikernels -D_DEFAULT_SOURCE
 ALL_CFLAGS := -std=c11 $(WARN) -fPIC -fopenmp $(CFLAGS)
+# BLAS=none: no OpenBLAS; the im2col kernel's matrix products run on the
+# engine's own loops (kernels/gemm.c), for machines without the library.
+BLAS     ?= openblas
+ifeq ($(BLAS),none)
+CPPFLAGS += -DU2NET_NO_BLAS
+LDLIBS   += -lm
+else
 LDLIBS   += -lopenblas -lm
+endif
 LDFLAGS  += -fopenmp
 
 VERSION  := $(shell sed -n 's/^\#define U2NET_VERSION_STRING "\(.*\)"/\1/p' engine/u2net.h)

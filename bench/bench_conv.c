@@ -21,7 +21,6 @@
  *   input size for accuracy/layers, default 320)
  *
  * Inputs are U(-1, 1), weights N(0, 1/(9 cin)), biases U(-0.5, 0.5). */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,7 +544,7 @@ int main(int argc, char **argv)
                 MAX_THREADS);
         return 2;
     }
-    openblas_set_num_threads(1); /* as the engine: the kernels split the work themselves */
+    gemm_single_threaded(); /* as the engine: the kernels split the work themselves */
     if (!strcmp(mode, "speed"))
         speed_table(reps);
     else if (!strcmp(mode, "accuracy"))

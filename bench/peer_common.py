@@ -72,7 +72,7 @@ def measure(run, a, info):
             times.append(elapsed_ms)
             print("run %d ms=%.2f" % (len(times), elapsed_ms), flush=True)
     d0_mean = float(np.asarray(outputs[0], dtype=np.float64).mean())
-    print("%s d0_mean=%.6f" % (info, d0_mean))
+    print("%s d0_mean=%.10f" % (info, d0_mean))
     times.sort()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux: KiB
     print("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f"

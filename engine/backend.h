@@ -1,13 +1,14 @@
 /* backend.h - what a backend implements to run a graph (graph/graph.h):
  * the seam between what the network computes and the machine that
  * computes it. A context (context.c) owns one backend and hands it the
- * graph of each new input size; the backend plans its memory once per
- * graph and then runs it any number of times.
+ * graph of each new input size with the batch it runs; the backend plans
+ * its memory once per (graph, batch) and then runs it any number of times.
  *
  *   reference  reference.c: the plain forward pass (graph/forward.c), whole
  *              tensors and the plain reference kernels
  *   cpu        cpu/: pipelines of convolutions run by bands of rows, the
- *              fast kernels of kernels/ */
+ *              fast kernels of kernels/
+ *   cuda       cuda/: whole tensors on an NVIDIA GPU (make CUDA=1) */
 #ifndef U2NET_BACKEND_H
 #define U2NET_BACKEND_H
 
@@ -20,13 +21,13 @@ typedef struct backend backend;
 
 typedef struct {
     const char *name;
-    /* Plans everything for graph g, which stays valid and unchanged until
-     * the next prepare or destroy. */
-    int (*prepare)(backend *b, const graph *g, u2net_error *err);
-    /* Runs the prepared graph on input [in_channels, h, w]. */
+    /* Plans everything for graph g run on batch images at once; g stays
+     * valid and unchanged until the next prepare or destroy. */
+    int (*prepare)(backend *b, const graph *g, int batch, u2net_error *err);
+    /* Runs the prepared graph on input [batch, in_channels, h, w]. */
     int (*run)(backend *b, const float *input, u2net_error *err);
-    /* Output k of the last run, [h, w] floats. */
-    const float *(*output)(const backend *b, int k);
+    /* Output k of image i of the last run, [h, w] floats in host memory. */
+    const float *(*output)(const backend *b, int i, int k);
     /* Activation memory planned for the prepared graph, in bytes. */
     size_t (*activation_bytes)(const backend *b);
     void (*destroy)(backend *b);
@@ -52,5 +53,10 @@ void cpu_options_default(cpu_options *o);
 backend *cpu_backend_new(int threads, const cpu_options *o, u2net_error *err);
 /* The instruction set a CPU backend runs. */
 kernel_isa cpu_backend_isa(const backend *b);
+
+/* The CUDA backend (cuda/cuda_backend.cu) on GPU `gpu`, float32 or with
+ * TF32 matrix products (fast); NULL with U2NET_EDEVICE and the reason when
+ * there is no usable GPU. Only in builds with U2NET_CUDA (make CUDA=1). */
+backend *cuda_backend_new(int gpu, int fast, u2net_error *err);
 
 #endif

@@ -1,6 +1,8 @@
-/* context.c - a context runs one model, one input at a time: it builds the
- * model's graph for each new input size (graph/network.c) and hands it to
- * its backend (backend.h), which plans its memory once and runs it. */
+/* context.c - a context runs one model, one batch of inputs at a time: it
+ * builds the model's graph for each new input size (graph/network.c) and
+ * hands it, with the batch, to its backend (backend.h), which plans its
+ * memory once and runs it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -12,28 +14,53 @@
 
 struct u2net_ctx {
     const u2net_model *model;
-    int threads;
-    u2net_kernels kernels;
+    u2net_ctx_opts opts;
     backend *backend;
+    char backend_name[16];
     graph graph;      /* of the last input size; valid when graph.nodes != NULL */
-    int prepared;     /* the backend holds a plan of graph */
+    int batch;        /* the backend holds a plan of graph for this batch; 0: none */
     int have_output;
 };
 
-/* The backend that runs kernel choice k. */
-static backend *make_backend(int threads, u2net_kernels k, u2net_error *err)
+void u2net_ctx_opts_default(u2net_ctx_opts *o)
 {
-    if (k == U2NET_KERNELS_REFERENCE)
-        return reference_backend_new(threads, err);
-    cpu_options o;
-    cpu_options_default(&o);
-    o.isa = kernel_isa_clamp(k == U2NET_KERNELS_PORTABLE ? KERNEL_ISA_PORTABLE
-                             : k == U2NET_KERNELS_AVX2   ? KERNEL_ISA_AVX2
-                                                         : KERNEL_ISA_AVX512);
-    return cpu_backend_new(threads, &o, err);
+    memset(o, 0, sizeof *o);
+    o->device = U2NET_DEVICE_CPU;
+    o->isa = U2NET_ISA_BEST;
 }
 
-u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err)
+/* The backend o asks for, or NULL with err set. */
+static backend *make_backend(const u2net_ctx_opts *o, int threads, char *name, size_t cap,
+                             u2net_error *err)
+{
+    if (o->device == U2NET_DEVICE_CUDA) {
+#ifdef U2NET_CUDA
+        snprintf(name, cap, o->fast ? "cuda tf32" : "cuda");
+        return cuda_backend_new(o->gpu, o->fast, err);
+#else
+        snprintf(name, cap, "cuda");
+        set_error(err, U2NET_EDEVICE, "this build has no CUDA support (build it with make CUDA=1)");
+        return NULL;
+#endif
+    }
+    if (o->device != U2NET_DEVICE_CPU) {
+        set_error(err, U2NET_EARG, "unknown device %d", (int)o->device);
+        return NULL;
+    }
+    if (o->reference) {
+        snprintf(name, cap, "reference");
+        return reference_backend_new(threads, err);
+    }
+    cpu_options c;
+    cpu_options_default(&c);
+    c.isa = kernel_isa_clamp(o->isa == U2NET_ISA_PORTABLE ? KERNEL_ISA_PORTABLE
+                             : o->isa == U2NET_ISA_AVX2   ? KERNEL_ISA_AVX2
+                                                          : KERNEL_ISA_AVX512);
+    snprintf(name, cap, "%s", kernel_isa_name(c.isa));
+    return cpu_backend_new(threads, &c, err);
+}
+
+u2net_ctx *u2net_ctx_new_opts(const u2net_model *m, const u2net_ctx_opts *o, u2net_error *err)
 {
     if (err)
         err->code = 0, err->msg[0] = 0;
@@ -43,17 +70,30 @@ u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err)
         return NULL;
     }
     c->model = m;
+    if (o)
+        c->opts = *o;
+    else
+        u2net_ctx_opts_default(&c->opts);
 #ifdef _OPENMP
-    c->threads = threads > 0 ? threads : omp_get_num_procs();
+    const int threads = c->opts.threads > 0 ? c->opts.threads : omp_get_num_procs();
 #else
-    c->threads = 1;
+    const int threads = 1;
 #endif
-    c->backend = make_backend(c->threads, U2NET_KERNELS_FAST, err);
+    c->opts.threads = threads;
+    c->backend = make_backend(&c->opts, threads, c->backend_name, sizeof c->backend_name, err);
     if (!c->backend) {
         free(c);
         return NULL;
     }
     return c;
+}
+
+u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err)
+{
+    u2net_ctx_opts o;
+    u2net_ctx_opts_default(&o);
+    o.threads = threads;
+    return u2net_ctx_new_opts(m, &o, err);
 }
 
 void u2net_ctx_free(u2net_ctx *c)
@@ -65,36 +105,20 @@ void u2net_ctx_free(u2net_ctx *c)
     free(c);
 }
 
-void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k)
-{
-    u2net_error err;
-    backend *b = make_backend(c->threads, k, &err);
-    if (!b)
-        return; /* out of memory: the context keeps the kernels it had */
-    c->backend->ops->destroy(c->backend);
-    c->backend = b;
-    c->kernels = k;
-    c->prepared = c->have_output = 0;
-}
-
-const char *u2net_ctx_kernels_name(const u2net_ctx *c)
-{
-    return c->kernels == U2NET_KERNELS_REFERENCE ? "reference"
-                                                  : kernel_isa_name(cpu_backend_isa(c->backend));
-}
+const char *u2net_ctx_backend_name(const u2net_ctx *c) { return c->backend_name; }
 
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c)
 {
-    return c->prepared ? c->backend->ops->activation_bytes(c->backend) : 0;
+    return c->batch ? c->backend->ops->activation_bytes(c->backend) : 0;
 }
 
 const u2net_model *u2net_ctx_model(const u2net_ctx *c) { return c->model; }
 
-int u2net_run(u2net_ctx *c, const float *chw, int h, int w, u2net_error *err)
+int u2net_run_batch(u2net_ctx *c, const float *nchw, int n, int h, int w, u2net_error *err)
 {
     if (err)
         err->code = 0, err->msg[0] = 0;
-    if (!chw) {
+    if (!nchw) {
         set_error(err, U2NET_EARG, "no input image");
         return U2NET_EARG;
     }
@@ -105,28 +129,43 @@ int u2net_run(u2net_ctx *c, const float *chw, int h, int w, u2net_error *err)
                   h, w, U2NET_MAX_SIDE, U2NET_MAX_PIXELS);
         return U2NET_EARG;
     }
+    if (n < 1 || n > U2NET_MAX_BATCH) {
+        set_error(err, U2NET_EARG, "batch of %d images is outside 1..%d", n, U2NET_MAX_BATCH);
+        return U2NET_EARG;
+    }
     const graph_tensor *in = c->graph.nodes ? &c->graph.tensors[c->graph.input] : NULL;
     if (!in || in->h != h || in->w != w) {
-        c->prepared = c->have_output = 0;
+        c->batch = c->have_output = 0;
         graph_free(&c->graph);
         const int rc = graph_build(&c->graph, c->model, h, w, err);
         if (rc)
             return rc;
     }
-    if (!c->prepared) {
-        const int rc = c->backend->ops->prepare(c->backend, &c->graph, err);
+    if (c->batch != n) {
+        c->batch = c->have_output = 0;
+        const int rc = c->backend->ops->prepare(c->backend, &c->graph, n, err);
         if (rc)
             return rc;
-        c->prepared = 1;
+        c->batch = n;
     }
-    const int rc = c->backend->ops->run(c->backend, chw, err);
+    const int rc = c->backend->ops->run(c->backend, nchw, err);
     c->have_output = rc == 0;
     return rc;
 }
 
+int u2net_run(u2net_ctx *c, const float *chw, int h, int w, u2net_error *err)
+{
+    return u2net_run_batch(c, chw, 1, h, w, err);
+}
+
+const float *u2net_output_batch(const u2net_ctx *c, int i, int k)
+{
+    if (!c->have_output || i < 0 || i >= c->batch || k < 0 || k >= c->graph.n_outputs)
+        return NULL;
+    return c->backend->ops->output(c->backend, i, k);
+}
+
 const float *u2net_output(const u2net_ctx *c, int k)
 {
-    if (!c->have_output || k < 0 || k >= c->graph.n_outputs)
-        return NULL;
-    return c->backend->ops->output(c->backend, k);
+    return u2net_output_batch(c, 0, k);
 }

@@ -11,18 +11,20 @@ typedef struct {
     backend base;
     int threads;
     const graph *g;
-    float *outputs;   /* [n_outputs, h, w] */
-    size_t plane;
+    int batch;
+    float *outputs;   /* [batch, n_outputs, h, w] */
+    size_t plane;     /* h * w */
 } reference_backend;
 
-static int reference_prepare(backend *b, const graph *g, u2net_error *err)
+static int reference_prepare(backend *b, const graph *g, int batch, u2net_error *err)
 {
     reference_backend *r = (reference_backend *)b;
     const graph_tensor *o = &g->tensors[g->outputs[0]];
     free(r->outputs);
     r->g = g;
+    r->batch = batch;
     r->plane = (size_t)o->h * o->w;
-    r->outputs = malloc(sizeof(float) * r->plane * (size_t)g->n_outputs);
+    r->outputs = malloc(sizeof(float) * r->plane * (size_t)g->n_outputs * (size_t)batch);
     if (!r->outputs) {
         set_error(err, U2NET_ENOMEM, "out of memory for the outputs of a %dx%d run", o->w, o->h);
         return U2NET_ENOMEM;
@@ -33,13 +35,22 @@ static int reference_prepare(backend *b, const graph *g, u2net_error *err)
 static int reference_run(backend *b, const float *input, u2net_error *err)
 {
     reference_backend *r = (reference_backend *)b;
-    return forward_run(r->g, input, r->outputs, r->threads, err);
+    const graph_tensor *in = &r->g->tensors[r->g->input];
+    const size_t in_floats = (size_t)in->c * in->h * in->w;
+    for (int i = 0; i < r->batch; i++) {
+        const int rc = forward_run(r->g, input + (size_t)i * in_floats,
+                                   r->outputs + (size_t)i * r->plane * r->g->n_outputs,
+                                   r->threads, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
-static const float *reference_output(const backend *b, int k)
+static const float *reference_output(const backend *b, int i, int k)
 {
     const reference_backend *r = (const reference_backend *)b;
-    return r->outputs + (size_t)k * r->plane;
+    return r->outputs + ((size_t)i * r->g->n_outputs + (size_t)k) * r->plane;
 }
 
 /* Every tensor alive at once, at most: what the plain pass may hold. */

@@ -49,19 +49,32 @@ enum {
     U2NET_ECHECKSUM = 3,/* CRC mismatch: the file is corrupted */
     U2NET_EARG = 4,     /* bad argument: input size 0 or beyond the limits */
     U2NET_ENOMEM = 5,   /* an allocation failed */
-    U2NET_EEXIST = 6    /* the output exists and was not to be replaced */
+    U2NET_EEXIST = 6,   /* the output exists and was not to be replaced */
+    U2NET_EDEVICE = 7   /* the device asked for is not in this build or not usable */
 };
 
-/* Kernels the context runs: the fast path with the best instruction set of
- * this CPU (default); the plain C reference kernels, kept for testing the
- * fast path against; or the fast path with at most AVX2, or with its
- * portable C loops, for comparing them on one machine. */
-typedef enum {
-    U2NET_KERNELS_FAST = 0,
-    U2NET_KERNELS_REFERENCE = 1,
-    U2NET_KERNELS_AVX2 = 2,
-    U2NET_KERNELS_PORTABLE = 3
-} u2net_kernels;
+/* Where a context runs the network. U2NET_DEVICE_CUDA needs a build with
+ * the CUDA backend (make CUDA=1) and a usable NVIDIA GPU; without either,
+ * creating the context fails with U2NET_EDEVICE and a one-line reason. */
+typedef enum { U2NET_DEVICE_CPU = 0, U2NET_DEVICE_CUDA = 1 } u2net_device;
+
+/* The CPU fast kernels' instruction set: the best this CPU has, or at most
+ * AVX2, or the portable C loops (for comparing them on one machine). */
+typedef enum { U2NET_ISA_BEST = 0, U2NET_ISA_AVX2 = 1, U2NET_ISA_PORTABLE = 2 } u2net_isa;
+
+/* How a context runs; u2net_ctx_opts_default gives the defaults (in
+ * brackets). */
+typedef struct {
+    u2net_device device;  /* (CPU) */
+    int threads;          /* CPU threads; <= 0 means all cores (0); results do not depend
+                             on it */
+    int reference;        /* CPU: the plain forward pass with the reference kernels, slow,
+                             for testing the fast path against (0) */
+    u2net_isa isa;        /* CPU: the fast kernels' instruction set (best) */
+    int gpu;              /* CUDA: the device's index (0) */
+    int fast;             /* CUDA: TF32 matrix products, faster and less exact (0: float32,
+                             within 1e-4 of the CPU) */
+} u2net_ctx_opts;
 
 /* How the image path (u2net_matte_image) feeds a model and reads its
  * prediction: the file's processing block (docs/FORMAT.md). */
@@ -97,29 +110,39 @@ int u2net_model_default_size(const u2net_model *m);  /* info.processing.width: 3
 int u2net_model_output_count(const u2net_model *m);  /* info.outputs: 7 for U2Net, 6 for ISNet */
 size_t u2net_model_param_count(const u2net_model *m);
 
-/* Context: activation memory and scratch for one run at a time. threads <= 0
- * means all cores (OpenMP's default). Results do not depend on threads. */
+/* Context: a device's memory for one run at a time. u2net_ctx_new is
+ * u2net_ctx_new_opts with the defaults and the given CPU threads. */
+void u2net_ctx_opts_default(u2net_ctx_opts *o);
+u2net_ctx *u2net_ctx_new_opts(const u2net_model *m, const u2net_ctx_opts *o, u2net_error *err);
 u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err);
 void u2net_ctx_free(u2net_ctx *c);
-void u2net_ctx_set_kernels(u2net_ctx *c, u2net_kernels k);
-/* What the context runs: "reference", or the fast path's instruction set
- * ("avx512", "avx2", "portable"). */
-const char *u2net_ctx_kernels_name(const u2net_ctx *c);
-/* Bytes of activation memory planned for the last input size. */
+/* What the context runs: "reference", the CPU fast path's instruction set
+ * ("avx512", "avx2", "portable"), or "cuda" ("cuda tf32" when fast). */
+const char *u2net_ctx_backend_name(const u2net_ctx *c);
+/* Bytes of activation memory planned for the last input size and batch. */
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c);
 /* The model a context runs. */
 const u2net_model *u2net_ctx_model(const u2net_ctx *c);
 
 /* Runs the network on a normalised 3 x h x w float32 image (planar CHW).
- * Memory is planned when (h, w) differs from the previous run; nothing is
- * allocated otherwise. Returns 0, or an error code with err filled in. */
+ * Memory is planned when (h, w) or the batch differs from the previous
+ * run; nothing is allocated otherwise. Returns 0, or an error code with err
+ * filled in. */
 int u2net_run(u2net_ctx *c, const float *chw, int h, int w, u2net_error *err);
+
+/* The same on n images of one size at once (n x 3 x h x w, 1 <= n <=
+ * U2NET_MAX_BATCH): one run on the GPU, for throughput; one image after
+ * another on the CPU. Outputs: u2net_output_batch. */
+#define U2NET_MAX_BATCH 256
+int u2net_run_batch(u2net_ctx *c, const float *nchw, int n, int h, int w, u2net_error *err);
 
 /* Output k of the last run, h x w floats, valid until the next run or free;
  * NULL if k is out of range or no run yet. The outputs are sigmoid(d0) (the
  * fuse) then sigmoid(d1..d6) for U2Net, sigmoid(d1..d6) for ISNet; the
  * prediction is info.prediction (0 for both). */
 const float *u2net_output(const u2net_ctx *c, int k);
+/* Output k of image i of the last run. */
+const float *u2net_output_batch(const u2net_ctx *c, int i, int k);
 
 /* ------------------------------------------------------------------------
  * Images and the background-removal pipeline.

@@ -1,8 +1,7 @@
 /* conv3x3.c - 3x3 dilated convolution: the plain reference kernel and the
- * im2col + SGEMM kernel. Shapes and semantics are in kernels.h. */
+ * im2col + GEMM kernel. Shapes and semantics are in kernels.h. */
 #include "kernels.h"
 
-#include <cblas.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -137,9 +136,8 @@ void conv3x3_im2col(const conv3x3_args *a, float *scratch, int threads)
                     orow[i] = b;
             }
             /* out tile [m, n] (row stride out_plane) += W[m0.., K] x col [K, n] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, (int)n, k, 1.0f,
-                        a->weight + (size_t)m0 * k, k, col, (int)n, 1.0f, o,
-                        (int)a->out_plane);
+            gemm_accumulate(m, (int)n, k, a->weight + (size_t)m0 * k, k, col, (int)n, o,
+                            (int)a->out_plane);
             for (int co = 0; co < m; co++) {
                 float *orow = o + co * a->out_plane;
                 const float *r =

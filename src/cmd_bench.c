@@ -1,7 +1,8 @@
 /* cmd_bench.c - `u2net bench`: times the network on a fixed synthetic input.
- * The protocol and the output lines are the ones bench/ort_runner.js and
- * bench/torch_runner.py print too, so bench/run_bench.py can set the engine
- * against ONNX Runtime and PyTorch line for line (bench/README.md). */
+ * The protocol and the output lines are the ones bench/ort_runner.py and
+ * bench/torch_runner.py print too (bench/peer_common.py), so
+ * bench/run_bench.py can set the engine against ONNX Runtime and PyTorch
+ * line for line (bench/README.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +10,14 @@
 #include <sys/resource.h>
 
 #include "commands.h"
+#include "ctx_args.h"
 #include "u2net.h"
 #include "util.h"
 
 static const char usage[] =
     "usage: u2net bench -m MODEL [--size S | --size WxH] [--runs N] [--warmup W]\n"
-    "                   [--threads T] [--device cpu|cuda] [--isa I] [--reference]\n"
+    "                   [--batch N] [--threads T] [--device cpu|cuda] [--isa I]\n"
+    "                   [--reference] [--fast] [--gpu N]\n"
     "  Runs the network on a fixed smooth 3xHxW input: W untimed warm-up runs,\n"
     "  then N timed runs, each printed as 'run I ms=X', then an information line\n"
     "  and last 'median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R'.\n"
@@ -22,17 +25,21 @@ static const char usage[] =
     "  --runs N      timed runs (10)\n"
     "  --warmup W    untimed runs before them (2)\n"
     "  --threads T   threads; 0 = all cores (default 0)\n"
-    "  --device D    cpu (default) or cuda\n"
+    "  --batch N     images per run, 1..256 (1): one run on the GPU, one image\n"
+    "                after another on the CPU\n"
+    "  --device D    cpu (default) or cuda (a build with make CUDA=1)\n"
+    "  --fast        CUDA: TF32 matrix products; --gpu N: the CUDA device\n"
     "  --isa I       the fast kernels' instruction set: avx512, avx2 or portable\n"
     "                (default: the best this CPU has)\n"
-    "  --reference   the plain C reference kernels (slow; for testing)\n"
-    "  A run's time is wall clock around u2net_run alone. Percentiles interpolate\n"
+    "  --reference   the plain forward pass with the reference kernels (slow)\n"
+    "  A run's time is wall clock around u2net_run_batch alone (on the GPU: the\n"
+    "  input's copy, the run and the outputs' copy back, synchronously). Percentiles interpolate\n"
     "  linearly between the sorted runs. peak_rss_mb is the process's peak resident\n"
     "  memory (getrusage ru_maxrss) in MB of 10^6 bytes.\n";
 
 /* The benchmark input: a smooth pattern in about [-1.5, 1.5], like a
- * normalised image. ort_runner.js and torch_runner.py compute the same
- * formula so every peer sees the same tensor. */
+ * normalised image. bench/peer_common.py computes the same formula so every
+ * peer sees the same tensor. */
 static void fill_pattern(float *chw, int h, int w)
 {
     const double two_pi = 6.283185307179586;
@@ -94,18 +101,20 @@ static int parse_size(const char *s, long *w, long *h)
 int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL, *size = NULL;
-    long runs = 10, warmup = 2, threads = 0;
-    int reference = 0;
-    u2net_kernels kernels = U2NET_KERNELS_FAST;
-    const char *isa = NULL;
+    long runs = 10, warmup = 2, batch = 1;
+    ctx_args ca;
+    ctx_args_default(&ca);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const int has_val = i + 1 < argc;
+        const int common = ctx_args_parse(&ca, argc, argv, &i, 0);
+        if (common < 0)
+            return 2;
+        if (common > 0)
+            continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 0;
-        } else if (!strcmp(a, "--reference")) {
-            reference = 1;
         } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has_val) {
             model = argv[++i];
         } else if (!strcmp(a, "--size") && has_val) {
@@ -120,25 +129,10 @@ int cmd_bench(int argc, char **argv)
                 print_error("--warmup: '%s' is not a run count (0..100000)", argv[i]);
                 return 2;
             }
-        } else if (!strcmp(a, "--threads") && has_val) {
-            if (parse_int(argv[++i], 0, 1024, &threads) != 0) {
-                print_error("--threads: '%s' is not a thread count (0..1024)", argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(a, "--isa") && has_val) {
-            isa = argv[++i];
-            int k;
-            if (parse_isa(isa, &k) != 0)
-                return 2;
-            kernels = (u2net_kernels)k;
-        } else if (!strcmp(a, "--device") && has_val) {
-            const char *device = argv[++i];
-            if (!strcmp(device, "cuda")) {
-                print_error("--device cuda: this build has no CUDA support");
-                return 2;
-            }
-            if (strcmp(device, "cpu") != 0) {
-                print_error("--device: '%s' is not cpu or cuda", device);
+        } else if (!strcmp(a, "--batch") && has_val) {
+            if (parse_int(argv[++i], 1, U2NET_MAX_BATCH, &batch) != 0) {
+                print_error("--batch: '%s' is not an image count (1..%d)", argv[i],
+                            U2NET_MAX_BATCH);
                 return 2;
             }
         } else {
@@ -168,24 +162,23 @@ int cmd_bench(int argc, char **argv)
     if (!size)
         w = h = u2net_model_default_size(m);
     int rc = 1;
-    float *input = malloc((size_t)3 * h * w * sizeof(float));
+    const size_t image = (size_t)3 * h * w;
+    float *input = malloc(image * batch * sizeof(float));
     double *ms = malloc((size_t)runs * sizeof(double));
-    u2net_ctx *c = u2net_ctx_new(m, (int)threads, &err);
-    if (!c) {
-        print_error("%s", err.msg);
+    u2net_ctx *c = ctx_args_new_context(&ca, m, &rc);
+    if (!c)
         goto done;
-    }
+    rc = 1;
     if (!input || !ms) {
         print_error("out of memory");
         goto done;
     }
-    u2net_ctx_set_kernels(c, reference ? U2NET_KERNELS_REFERENCE : kernels);
-    if (isa && !reference && check_isa(isa, u2net_ctx_kernels_name(c)) != 0)
-        goto done;
     fill_pattern(input, (int)h, (int)w);
+    for (long b = 1; b < batch; b++)
+        memcpy(input + b * image, input, image * sizeof(float));
     for (long i = 0; i < warmup + runs; i++) {
         const double start = now_seconds();
-        if (u2net_run(c, input, (int)h, (int)w, &err) != 0) {
+        if (u2net_run_batch(c, input, (int)batch, (int)h, (int)w, &err) != 0) {
             print_error("%s", err.msg);
             goto done;
         }
@@ -196,14 +189,14 @@ int cmd_bench(int argc, char **argv)
             fflush(stdout);
         }
     }
-    /* The mean of the fused map: equal across peers when they run the same
-     * weights on the same input, which run_bench.py checks. */
-    const float *d0 = u2net_output(c, 0);
+    /* The mean of output 0 (the prediction): equal across peers when they
+     * run the same weights on the same input, which run_bench.py checks. */
+    const float *d0 = u2net_output_batch(c, (int)batch - 1, 0);
     double d0_sum = 0.0;
     for (long p = 0; p < w * h; p++)
         d0_sum += d0[p];
-    printf("model=%s size=%ldx%ld threads=%ld kernels=%s arena_mb=%.1f d0_mean=%.6f\n",
-           u2net_model_name(m), w, h, threads, u2net_ctx_kernels_name(c),
+    printf("model=%s size=%ldx%ld batch=%ld threads=%d kernels=%s arena_mb=%.1f d0_mean=%.10f\n",
+           u2net_model_name(m), w, h, batch, ca.opts.threads, u2net_ctx_backend_name(c),
            u2net_ctx_arena_bytes(c) / 1e6, d0_sum / (double)(w * h));
     qsort(ms, (size_t)runs, sizeof *ms, compare_doubles);
     printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f\n", quantile(ms, (int)runs, 0.5),

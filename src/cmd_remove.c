@@ -84,7 +84,8 @@ static const char help_text[] =
     "                       model's: ImageNet's for U2Net, 0.5 and 1 for ISNet)\n"
     "  --resize bilinear|lanczos  the resize filter to the network (default bilinear)\n"
     "  --threads N          CPU threads, 1..1024 (default all cores)\n"
-    "  --device cpu|cuda    where the network runs (this build: cpu)\n"
+    "  --device cpu|cuda    where the network runs (default cpu; cuda needs a build\n"
+    "                       with make CUDA=1 and an NVIDIA GPU)\n"
     "\n"
     "Mask and alpha:\n"
     "  --threshold T        the mask is probability >= T, 0..1 (default 0.5)\n"
@@ -316,11 +317,13 @@ static int load_model(run_state *r)
         print_error("%s", err.msg);
         return 1;
     }
-    r->ctx = u2net_ctx_new(r->model, (int)r->opt.threads, &err);
-    if (!r->ctx) {
-        print_error("%s", err.msg);
-        return 1;
-    }
+    u2net_ctx_opts co;
+    u2net_ctx_opts_default(&co);
+    co.threads = (int)r->opt.threads;
+    co.device = r->opt.device;
+    r->ctx = u2net_ctx_new_opts(r->model, &co, &err);
+    if (!r->ctx)
+        return report_context_error(&err);
     return 0;
 }
 

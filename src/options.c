@@ -365,11 +365,7 @@ parse_result options_parse(int argc, char **argv, options *o)
                 bad = bad_number(o, name, v, "a thread count (1..1024)");
             o->threads = n;
         } else if (!strcmp(name, "--device")) {
-            if (!strcmp(v, "cuda")) {
-                usage_error(o, "%s cuda: this build has no CUDA support", name);
-                return PARSE_USAGE_ERROR;
-            }
-            if (strcmp(v, "cpu") != 0) {
+            if (device_from_name(v, &o->device) != 0) {
                 usage_error(o, "%s: unknown device '%s' (cpu or cuda)", name, v);
                 return PARSE_USAGE_ERROR;
             }

@@ -18,6 +18,7 @@ typedef struct {
     int n_types;
     const char *model;  /* NULL: the default model */
     long threads;       /* 0: all cores */
+    u2net_device device;
     int recursive, quiet, verbose, overwrite, skip_existing;
     int jpeg;           /* --format jpg */
     long jpeg_quality;  /* 0: the library's default */

@@ -219,19 +219,38 @@ double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int parse_isa(const char *name, int *kernels)
+int isa_from_name(const char *name, u2net_isa *isa)
 {
     if (!strcmp(name, "avx512"))
-        *kernels = U2NET_KERNELS_FAST;
+        *isa = U2NET_ISA_BEST;
     else if (!strcmp(name, "avx2"))
-        *kernels = U2NET_KERNELS_AVX2;
+        *isa = U2NET_ISA_AVX2;
     else if (!strcmp(name, "portable"))
-        *kernels = U2NET_KERNELS_PORTABLE;
-    else {
-        print_error("--isa: '%s' is not avx512, avx2 or portable", name);
+        *isa = U2NET_ISA_PORTABLE;
+    else
         return -1;
-    }
     return 0;
+}
+
+int device_from_name(const char *name, u2net_device *device)
+{
+    if (!strcmp(name, "cpu"))
+        *device = U2NET_DEVICE_CPU;
+    else if (!strcmp(name, "cuda"))
+        *device = U2NET_DEVICE_CUDA;
+    else
+        return -1;
+    return 0;
+}
+
+int report_context_error(const u2net_error *err)
+{
+    if (err->code == U2NET_EDEVICE) {
+        print_error("--device cuda: %s", err->msg);
+        return 2;
+    }
+    print_error("%s", err->msg);
+    return 1;
 }
 
 int check_isa(const char *name, const char *running)

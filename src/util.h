@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "u2net.h"
+
 /* Prints "u2net: " + the formatted message + newline on stderr (and goes
  * on: the caller decides what follows). */
 void print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -42,14 +44,22 @@ const char *path_extension(const char *path);
 /* Case-insensitive ASCII string equality. */
 int str_eq_ci(const char *a, const char *b);
 
-/* --isa NAME: the kernels that run the fast path with at most that
- * instruction set ("avx512", "avx2", "portable"). Returns 0, or -1 (with a
- * message) for another name. */
-int parse_isa(const char *name, int *kernels);
+/* --isa NAME: the CPU instruction set of that name ("avx512" is the best
+ * this CPU has, "avx2", "portable"). Returns 0, or -1 for another name. */
+int isa_from_name(const char *name, u2net_isa *isa);
 
-/* After u2net_ctx_set_kernels with parse_isa's choice: 0 when the context
+/* --device NAME: "cpu" or "cuda". Returns 0, or -1 for another name. */
+int device_from_name(const char *name, u2net_device *device);
+
+/* After u2net_ctx_new_opts with isa_from_name's choice: 0 when the context
  * runs that instruction set, else -1 with a message (the CPU lacks it). */
 int check_isa(const char *name, const char *running);
+
+/* After a failed u2net_ctx_new_opts: prints its message (prefixed with
+ * "--device cuda: " for a device this build or machine cannot give) and
+ * returns the exit status: 2 for that (the command line asked for it),
+ * else 1. */
+int report_context_error(const u2net_error *err);
 
 /* Seconds on a monotonic clock. */
 double now_seconds(void);

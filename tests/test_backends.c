@@ -7,7 +7,9 @@
  *     runs in many bands and every large enough tensor is streamed, with no
  *     packed weights, and on every instruction set: within 1e-4 of the plain
  *     pass (Winograd's rounding), every output;
- *   - the CPU backend on 1 and 2 threads: the same bits.
+ *   - the CPU backend on 1 and 2 threads: the same bits;
+ *   - a batch of three images through the CPU backend: each image's
+ *     outputs the bits of its own run.
  * No PyTorch: tests/test_backends.py writes the random-weight models.
  *
  *   test_backends MODEL H W [H W ...]
@@ -56,12 +58,12 @@ static float *make_input(int c, int h, int w)
 static int run_backend(backend *b, const graph *g, const float *x, float *out, size_t plane)
 {
     u2net_error err;
-    if (b->ops->prepare(b, g, &err) != 0 || b->ops->run(b, x, &err) != 0) {
+    if (b->ops->prepare(b, g, 1, &err) != 0 || b->ops->run(b, x, &err) != 0) {
         printf("     %s: %s\n", b->ops->name, err.msg);
         return -1;
     }
     for (int k = 0; k < g->n_outputs; k++)
-        memcpy(out + (size_t)k * plane, b->ops->output(b, k), sizeof(float) * plane);
+        memcpy(out + (size_t)k * plane, b->ops->output(b, 0, k), sizeof(float) * plane);
     return 0;
 }
 
@@ -91,6 +93,41 @@ typedef struct {
     kernel_isa isa;
     int threads;
 } variant;
+
+/* Three images in one batch (x, x mirrored in value, x shifted): image 0's
+ * outputs must be the bits of the single run (single), and every image's
+ * those of a batch of one of it. */
+static void test_batch(const char *path, const graph *g, const float *x, const float *single,
+                       size_t plane)
+{
+    u2net_error err;
+    const graph_tensor *in = &g->tensors[g->input];
+    const size_t image = (size_t)in->c * in->h * in->w, outs = plane * (size_t)g->n_outputs;
+    float *xs = malloc(sizeof(float) * image * 3), *one = malloc(sizeof(float) * outs);
+    backend *b = cpu_backend_new(2, NULL, &err), *b1 = cpu_backend_new(2, NULL, &err);
+    int ok = xs && one && b && b1;
+    for (size_t i = 0; ok && i < image; i++)
+        xs[i] = x[i], xs[image + i] = -x[i], xs[2 * image + i] = x[i] * 0.5f + 0.25f;
+    ok = ok && b->ops->prepare(b, g, 3, &err) == 0 && b->ops->run(b, xs, &err) == 0 &&
+         b1->ops->prepare(b1, g, 1, &err) == 0;
+    int same = ok;
+    for (int k = 0; ok && k < g->n_outputs; k++)
+        same &= memcmp(b->ops->output(b, 0, k), single + (size_t)k * plane,
+                       sizeof(float) * plane) == 0;
+    for (int i = 0; ok && i < 3; i++) {
+        ok = b1->ops->run(b1, xs + (size_t)i * image, &err) == 0;
+        for (int k = 0; ok && k < g->n_outputs; k++)
+            same &= memcmp(b->ops->output(b, i, k), b1->ops->output(b1, 0, k),
+                           sizeof(float) * plane) == 0;
+    }
+    check(ok && same, "%s %dx%d: cpu, a batch of 3: each image the bits of its own run", path,
+          in->h, in->w);
+    if (b)
+        b->ops->destroy(b);
+    if (b1)
+        b1->ops->destroy(b1);
+    free(xs), free(one);
+}
 
 static void test_size(const char *path, const u2net_model *m, int h, int w)
 {
@@ -161,6 +198,7 @@ static void test_size(const char *path, const u2net_model *m, int h, int w)
         if (b)
             b->ops->destroy(b);
     }
+    test_batch(path, &g, x, first, plane);
 done:
     if (ref)
         ref->ops->destroy(ref);

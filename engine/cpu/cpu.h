@@ -30,6 +30,7 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "placement.h"
 
 /* A [c, h, w] tensor inside a planned buffer: buffer id and float offset. */
 typedef struct {
@@ -99,11 +100,9 @@ typedef struct {
     int from[PIPE_MAX_NODES], to[PIPE_MAX_NODES], keep[PIPE_MAX_NODES], moves[PIPE_MAX_NODES];
 } band_end;
 
-typedef struct {
-    size_t floats;       /* size, rounded up to 16 floats (64 bytes) */
-    int first, last;     /* op indices of first and last use */
-    size_t offset;       /* in the arena, assigned by the planner */
-} buffer;
+/* A stored tensor's buffer: its size rounded up to 16 floats (64 bytes),
+ * the ops of its first and last use, its offset in the arena. */
+typedef placed_buffer buffer;
 
 /* Everything planned for one graph. */
 typedef struct {

@@ -3,7 +3,6 @@
  * the fast kernels of kernels/. */
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 
 #include "cpu.h"
 #include "error.h"
@@ -19,6 +18,9 @@ typedef struct {
     float *packed;        /* plan.packed_floats: a pipeline's packed Winograd weights */
     float *staging;       /* plan.staging_floats: a pipeline's float16 weights as float32 */
     const float **planes; /* plan.max_cin: a convolution's input planes */
+    int batch;            /* images a run takes, one after another */
+    size_t input_floats;  /* of one image */
+    float *batch_outputs; /* batch > 1: [batch][outputs.c][h][w], each image's outputs */
     const float *input;
     int packed_done[PIPE_MAX_NODES]; /* in the pipeline running: weights packed */
 } cpu_backend;
@@ -31,7 +33,8 @@ static void free_buffers(cpu_backend *c)
     free(c->packed);
     free(c->staging);
     free(c->planes);
-    c->arena = c->scratch = c->band = c->packed = c->staging = NULL;
+    free(c->batch_outputs);
+    c->arena = c->scratch = c->band = c->packed = c->staging = c->batch_outputs = NULL;
     c->planes = NULL;
 }
 
@@ -42,7 +45,12 @@ static float *aligned_floats(size_t n)
     return posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) == 0 ? p : NULL;
 }
 
-static int cpu_prepare(backend *b, const graph *g, u2net_error *err)
+static size_t outputs_floats(const cpu_plan *p)
+{
+    return (size_t)p->outputs.c * p->outputs.h * p->outputs.w;
+}
+
+static int cpu_prepare(backend *b, const graph *g, int batch, u2net_error *err)
 {
     cpu_backend *c = (cpu_backend *)b;
     cpu_plan_free(&c->plan);
@@ -51,6 +59,14 @@ static int cpu_prepare(backend *b, const graph *g, u2net_error *err)
     if (rc)
         return rc;
     const cpu_plan *p = &c->plan;
+    const graph_tensor *in = &g->tensors[g->input];
+    c->batch = batch;
+    c->input_floats = (size_t)in->c * in->h * in->w;
+    if (batch > 1 && !(c->batch_outputs = malloc(sizeof(float) * outputs_floats(p) * batch))) {
+        set_error(err, U2NET_ENOMEM, "out of memory for the outputs of %d images", batch);
+        cpu_plan_free(&c->plan);
+        return U2NET_ENOMEM;
+    }
     c->arena = aligned_floats(p->arena_floats);
     c->scratch = aligned_floats(p->scratch_floats);
     c->band = aligned_floats(p->band_floats);
@@ -267,17 +283,24 @@ static int cpu_run(backend *b, const float *input, u2net_error *err)
 {
     cpu_backend *c = (cpu_backend *)b;
     (void)err;
-    c->input = input;
-    for (int i = 0; i < c->plan.n_ops; i++)
-        run_op(c, &c->plan.ops[i]);
+    for (int image = 0; image < c->batch; image++) {
+        c->input = input + (size_t)image * c->input_floats;
+        for (int i = 0; i < c->plan.n_ops; i++)
+            run_op(c, &c->plan.ops[i]);
+        if (c->batch > 1)
+            memcpy(c->batch_outputs + (size_t)image * outputs_floats(&c->plan),
+                   at(c, c->plan.outputs), sizeof(float) * outputs_floats(&c->plan));
+    }
     c->input = NULL;
     return 0;
 }
 
-static const float *cpu_output(const backend *b, int k)
+static const float *cpu_output(const backend *b, int i, int k)
 {
     const cpu_backend *c = (const cpu_backend *)b;
-    return at(c, c->plan.outputs) + (size_t)k * c->plan.outputs.h * c->plan.outputs.w;
+    const float *block = c->batch > 1 ? c->batch_outputs + (size_t)i * outputs_floats(&c->plan)
+                                      : at(c, c->plan.outputs);
+    return block + (size_t)k * c->plan.outputs.h * c->plan.outputs.w;
 }
 
 static size_t cpu_activation_bytes(const backend *b)
@@ -314,7 +337,7 @@ backend *cpu_backend_new(int threads, const cpu_options *o, u2net_error *err)
     c->opt.isa = kernel_isa_clamp(c->opt.isa);
     /* The engine splits work over its own OpenMP threads and calls SGEMM on
      * tiles from each of them: OpenBLAS must not start threads of its own. */
-    openblas_set_num_threads(1);
+    gemm_single_threaded();
     return &c->base;
 }
 

@@ -624,59 +624,32 @@ static void emit_ops(builder *b)
     emit_op(b, &s);
 }
 
-/* Greedy placement by size: each buffer, largest first, goes to the lowest
- * offset that does not overlap a placed buffer alive at the same time.
- * Merged buffers take no place of their own. */
+/* The arena: the groups of merged buffers placed by lifetime; a merged
+ * buffer lives where its group does. */
 static int place_buffers(builder *b)
 {
     cpu_plan *p = b->p;
     const int n = p->n_bufs;
-    int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    int *placed = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    if (!order || !placed) {
-        free(order);
-        free(placed);
+    placed_buffer *roots = malloc(sizeof *roots * (size_t)(n ? n : 1));
+    int *root_of = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!roots || !root_of) {
+        free(roots);
+        free(root_of);
         return -1;
     }
     int count = 0;
-    for (int i = 0; i < n; i++) {
-        if (b->group[i] != i)
-            continue;
-        /* insertion sort by size, largest first (a few hundred buffers) */
-        int j = count++;
-        while (j > 0 && p->bufs[order[j - 1]].floats < p->bufs[i].floats) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = i;
-    }
-    int n_placed = 0;
-    p->arena_floats = 0;
-    for (int i = 0; i < count; i++) {
-        buffer *bf = &p->bufs[order[i]];
-        size_t off = 0;
-        for (int moved = 1; moved;) {
-            moved = 0;
-            for (int j = 0; j < n_placed; j++) {
-                const buffer *o = &p->bufs[placed[j]];
-                const int live = !(bf->last < o->first || o->last < bf->first);
-                if (live && off < o->offset + o->floats && o->offset < off + bf->floats) {
-                    off = o->offset + o->floats;
-                    moved = 1;
-                }
-            }
-        }
-        bf->offset = off;
-        placed[n_placed++] = order[i];
-        if (off + bf->floats > p->arena_floats)
-            p->arena_floats = off + bf->floats;
-    }
-    /* a merged buffer lives where its group does */
     for (int i = 0; i < n; i++)
-        p->bufs[i].offset = p->bufs[group_of(b, i)].offset;
-    free(order);
-    free(placed);
-    return 0;
+        if (b->group[i] == i) {
+            root_of[i] = count;
+            roots[count++] = p->bufs[i];
+        }
+    const size_t total = place_by_lifetime(roots, count);
+    for (int i = 0; i < n && total != (size_t)-1; i++)
+        p->bufs[i].offset = roots[root_of[group_of(b, i)]].offset;
+    p->arena_floats = total;
+    free(roots);
+    free(root_of);
+    return total == (size_t)-1 ? -1 : 0;
 }
 
 /* Whether the lean top level pays for graph g: its tensors are large
