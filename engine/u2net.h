@@ -201,6 +201,15 @@ typedef enum {
     U2NET_MORPH_NONE = 0, U2NET_MORPH_OPEN, U2NET_MORPH_CLOSE, U2NET_MORPH_OPEN_CLOSE
 } u2net_morph;
 
+/* The colours the cutouts (rgba, rgb, composite, highlight) give the
+ * subject: the image's own, or foreground colours estimated from the image
+ * and the alpha (u2net_estimate_foreground), free of the old background
+ * where the alpha is soft. AUTO estimates them when guided refinement or
+ * alpha matting is on. */
+typedef enum {
+    U2NET_FOREGROUND_AUTO = 0, U2NET_FOREGROUND_ORIGINAL = 1, U2NET_FOREGROUND_ESTIMATE = 2
+} u2net_foreground;
+
 /* How an image becomes its matte. The defaults are the model's own
  * processing (u2net_processing): for U2Net the authors' test pipeline
  * (bilinear resize to 320x320, aspect not kept, divide by the maximum,
@@ -221,6 +230,20 @@ typedef struct {
     int largest_component;          /* keep only the largest connected subject (off) */
     float feather;                  /* soften the alpha edge by this many px (0) */
     int alpha_from_mask;            /* alpha = the binary mask, not the soft map (off) */
+    /* Clean edges (they need the image: u2net_matte_image or
+     * u2net_matte_from_prob_image). In this order, before refine: */
+    int guided;                     /* guided filter of prob with the image as guide
+                                       (u2net_guided_filter) (off) */
+    int guided_radius;              /* its radius in image pixels, 1..U2NET_GUIDED_MAX_RADIUS;
+                                       0 = 2 network pixels at the image's scale (0) */
+    float guided_eps;               /* its regularisation, colours in 0..1 (1e-3) */
+    int alpha_matting;              /* closed-form matting of the trimap's unknown band,
+                                       rembg's --alpha-matting (off) */
+    int matting_fg_threshold, matting_bg_threshold; /* the trimap: foreground where the map
+                                       is > fg, background where < bg (240 / 10) */
+    int erode_size;                 /* both regions eroded by a square of this side,
+                                       0..U2NET_MAX_ERODE_SIZE (10) */
+    u2net_foreground foreground;    /* the cutouts' colours at soft edges (auto) */
 } u2net_mask_opts;
 void u2net_mask_opts_default(u2net_mask_opts *o);
 
@@ -233,6 +256,8 @@ typedef struct {
     int bbox_x, bbox_y, bbox_w, bbox_h;  /* the mask's bounding box; w = h = 0 if empty */
     size_t area;           /* foreground pixels of the mask */
     double mean_prob;      /* mean of prob/255 inside the bounding box */
+    unsigned char *foreground; /* width*height RGB triples: the estimated foreground
+                                  colours the cutouts use, or NULL for the image's own */
 } u2net_matte;
 
 /* Pre-processes the image, runs the network with c, post-processes. */
@@ -242,7 +267,49 @@ int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opt
  * fills alpha, mask, bbox, area and mean_prob as u2net_matte_image does. */
 int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
                           const u2net_mask_opts *o, u2net_matte *out, u2net_error *err);
+/* The same with the image, for the options that need it (guided, alpha
+ * matting, foreground estimation); prob is img's size. */
+int u2net_matte_from_prob_image(const unsigned char *prob, const u2net_image *img,
+                                const u2net_mask_opts *o, u2net_matte *out, u2net_error *err);
 void u2net_matte_free(u2net_matte *m);
+
+/* The clean-edge algorithms on their own. Maps are width*height, row-major;
+ * colours are the image's (gray replicated, alpha ignored) in 0..1. */
+#define U2NET_GUIDED_MAX_RADIUS 1000
+#define U2NET_GUIDED_DEFAULT_NET_SIDE 320   /* network side assumed when unknown */
+#define U2NET_GUIDED_GRID_PIXELS (1 << 20)  /* most cells of the subsampled grid */
+#define U2NET_MAX_ERODE_SIZE 1000
+#define U2NET_MATTING_MAX_ITERATIONS 2000
+/* Guided filter (He et al.) of p (floats) with guide's colours, computed on
+ * a grid subsampled by `subsample` (1 = the plain filter; the fast filter
+ * of He and Sun otherwise), into q (floats; p and q may not overlap).
+ * radius and subsample 1..U2NET_GUIDED_MAX_RADIUS, eps in (0, 1]. */
+int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, float eps,
+                        int subsample, float *q, u2net_error *err);
+/* The radius and subsampling guided refinement uses for an image: radius
+ * when > 0, else round(2 x longer side / net_side) (net_side 0 =
+ * U2NET_GUIDED_DEFAULT_NET_SIDE), at least 2; subsample max(1, radius / 4,
+ * ceil(sqrt(pixels / U2NET_GUIDED_GRID_PIXELS))). */
+void u2net_guided_params(int width, int height, int net_side, int radius, int *radius_used,
+                         int *subsample);
+/* rembg's trimap of a prob map: 255 where prob > fg, 0 where prob < bg,
+ * each region then eroded (scipy's binary_erosion) by an erode_size square
+ * (offsets -size/2 .. size - 1 - size/2; the 3x3 cross for 0; outside the
+ * map counts as background), 128 elsewhere. 0 <= bg <= fg <= 255. */
+int u2net_trimap(const unsigned char *prob, int width, int height, int fg_threshold,
+                 int bg_threshold, int erode_size, unsigned char *trimap, u2net_error *err);
+/* Closed-form matting (Levin et al.; 3x3 windows, epsilon 1e-7): alpha 1
+ * where the trimap is 255, 0 where it is 0, and the rest solved from the
+ * image, starting from init (NULL: 0.5), by preconditioned conjugate
+ * gradients of at most U2NET_MATTING_MAX_ITERATIONS iterations. With no
+ * known or no unknown pixel the alpha is the trimap and init. */
+int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, const float *init,
+                        float *alpha, u2net_error *err);
+/* Multi-level foreground estimation (Germer et al., pymatting's
+ * estimate_foreground_ml) from the image and its alpha (floats 0..1) into
+ * foreground (width*height RGB float triples, 0..1). */
+int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float *foreground,
+                              u2net_error *err);
 
 typedef enum {
     U2NET_OUT_PROB = 0,   /* soft map, 1 channel */

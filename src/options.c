@@ -15,6 +15,8 @@
 #define MAX_FEATHER 1000.0
 #define MAX_PADDING 65535
 #define MAX_MAX_PIXELS 1000000000000L
+#define MAX_GUIDED_RADIUS 1000
+#define MAX_ERODE_SIZE 1000
 
 /* Puts one line saying what is wrong in o->error; returns -1. The line
  * quotes arguments, so control characters in them become '?': a newline or
@@ -173,6 +175,7 @@ parse_result options_parse(int argc, char **argv, options *o)
     o->max_pixels = U2NET_DEFAULT_MAX_IMAGE_PIXELS;
     long fg = -1, bg = -1;
     int morph_radius_given = 0, refine = 0, have_mean = 0, have_std = 0;
+    int guided = 0, alpha_matting = 0;
     o->inputs = malloc((size_t)argc * sizeof *o->inputs);
     if (!o->inputs)
         return PARSE_NO_MEMORY;
@@ -224,6 +227,10 @@ parse_result options_parse(int argc, char **argv, options *o)
             flag = &o->skip_existing;
         else if (!strcmp(name, "--refine"))
             flag = &refine;
+        else if (!strcmp(name, "--guided"))
+            flag = &guided;
+        else if (!strcmp(name, "--alpha-matting"))
+            flag = &alpha_matting;
         else if (!strcmp(name, "--largest-component"))
             flag = &o->mask.largest_component;
         if (flag) {
@@ -240,7 +247,8 @@ parse_result options_parse(int argc, char **argv, options *o)
             "--std",
             "--threshold", "--fg-threshold", "--bg-threshold", "--morph", "--morph-radius",
             "--feather", "--alpha", "--background", "--padding", "--highlight", "--format",
-            "--max-pixels", "--jpeg-quality", "--threads", "--device"};
+            "--max-pixels", "--jpeg-quality", "--threads", "--device", "--guided-radius",
+            "--guided-eps", "--erode-size", "--foreground"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
             known |= !strcmp(name, with_value[k]);
@@ -313,6 +321,29 @@ parse_result options_parse(int argc, char **argv, options *o)
                 bad = bad_number(o, name, v, "a radius (1..255)");
             o->mask.morph_radius = (int)n;
             morph_radius_given = 1;
+        } else if (!strcmp(name, "--guided-radius")) {
+            if (parse_int(v, 1, MAX_GUIDED_RADIUS, &n) != 0)
+                bad = bad_number(o, name, v, "a radius in pixels (1..1000)");
+            o->mask.guided_radius = (int)n;
+            guided = 1;
+        } else if (!strcmp(name, "--guided-eps")) {
+            if (parse_float(v, 1e-8, 1, &f) != 0)
+                bad = bad_number(o, name, v, "a regularisation (1e-8..1)");
+            o->mask.guided_eps = (float)f;
+            guided = 1;
+        } else if (!strcmp(name, "--erode-size")) {
+            if (parse_int(v, 0, MAX_ERODE_SIZE, &n) != 0)
+                bad = bad_number(o, name, v, "a size in pixels (0..1000)");
+            o->mask.erode_size = (int)n;
+            alpha_matting = 1;
+        } else if (!strcmp(name, "--foreground")) {
+            static const char *const names[] = {"estimate", "original"};
+            static const u2net_foreground values[] = {U2NET_FOREGROUND_ESTIMATE,
+                                                      U2NET_FOREGROUND_ORIGINAL};
+            const int c = parse_choice(o, name, v, names, 2, "estimate or original");
+            bad = c < 0;
+            if (!bad)
+                o->mask.foreground = values[c];
         } else if (!strcmp(name, "--feather")) {
             if (parse_float(v, 0, MAX_FEATHER, &f) != 0)
                 bad = bad_number(o, name, v, "a width in pixels (0..1000)");
@@ -377,12 +408,30 @@ parse_result options_parse(int argc, char **argv, options *o)
         usage_error(o, "--mean and --std go together (a retrained model's normalisation)");
         return PARSE_USAGE_ERROR;
     }
-    if (fg >= 0 || bg >= 0)
+    if (refine && alpha_matting) {
+        usage_error(o, "--refine and --alpha-matting both remap the alpha: give one");
+        return PARSE_USAGE_ERROR;
+    }
+    o->mask.guided = guided;
+    o->mask.alpha_matting = alpha_matting;
+    if (alpha_matting) {
+        /* the thresholds are the trimap's (rembg's defaults 240 / 10) */
+        if (fg >= 0)
+            o->mask.matting_fg_threshold = (int)fg;
+        if (bg >= 0)
+            o->mask.matting_bg_threshold = (int)bg;
+        if (o->mask.matting_bg_threshold > o->mask.matting_fg_threshold) {
+            usage_error(o, "--bg-threshold %d must not be above --fg-threshold %d",
+                        o->mask.matting_bg_threshold, o->mask.matting_fg_threshold);
+            return PARSE_USAGE_ERROR;
+        }
+    } else if (fg >= 0 || bg >= 0) {
         refine = 1;
+    }
     o->mask.refine = refine;
-    if (fg >= 0)
+    if (refine && fg >= 0)
         o->mask.fg_threshold = (int)fg;
-    if (bg >= 0)
+    if (refine && bg >= 0)
         o->mask.bg_threshold = (int)bg;
     if (refine && o->mask.bg_threshold >= o->mask.fg_threshold) {
         usage_error(o, "--bg-threshold %d must be below --fg-threshold %d", o->mask.bg_threshold,

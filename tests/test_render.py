@@ -33,7 +33,10 @@ class MaskOpts(C.Structure):
                 ("threshold", C.c_float), ("refine", C.c_int), ("fg_threshold", C.c_int),
                 ("bg_threshold", C.c_int), ("morph", C.c_int), ("morph_radius", C.c_int),
                 ("largest_component", C.c_int), ("feather", C.c_float),
-                ("alpha_from_mask", C.c_int)]
+                ("alpha_from_mask", C.c_int), ("guided", C.c_int), ("guided_radius", C.c_int),
+                ("guided_eps", C.c_float), ("alpha_matting", C.c_int),
+                ("matting_fg_threshold", C.c_int), ("matting_bg_threshold", C.c_int),
+                ("erode_size", C.c_int), ("foreground", C.c_int)]
 
 
 class Matte(C.Structure):
@@ -41,7 +44,8 @@ class Matte(C.Structure):
                 ("prob", C.POINTER(C.c_ubyte)), ("alpha", C.POINTER(C.c_ubyte)),
                 ("mask", C.POINTER(C.c_ubyte)),
                 ("bbox_x", C.c_int), ("bbox_y", C.c_int), ("bbox_w", C.c_int), ("bbox_h", C.c_int),
-                ("area", C.c_size_t), ("mean_prob", C.c_double)]
+                ("area", C.c_size_t), ("mean_prob", C.c_double),
+                ("foreground", C.POINTER(C.c_ubyte))]
 
 
 class RenderOpts(C.Structure):

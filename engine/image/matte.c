@@ -1,6 +1,8 @@
-/* matte.c - the matte of an image from its probability map: trimap
- * refinement, grey-level morphology, the binary mask, the largest connected
- * subject, feathering, and the mask's bounding box. Every map here is
+/* matte.c - the matte of an image from its probability map: the clean
+ * edges (guided refinement, alpha matting: guided_filter.c,
+ * alpha_matting.c), trimap refinement, grey-level morphology, the binary
+ * mask, the largest connected subject, feathering, the mask's bounding box,
+ * and the estimated foreground colours (foreground.c). Every map here is
  * width*height bytes, row-major, no padding. */
 #include <math.h>
 #include <stdint.h>
@@ -40,6 +42,14 @@ void u2net_mask_opts_default(u2net_mask_opts *o)
     o->largest_component = 0;
     o->feather = 0.0f;
     o->alpha_from_mask = 0;
+    o->guided = 0;
+    o->guided_radius = 0;
+    o->guided_eps = 1e-3f;
+    o->alpha_matting = 0;
+    o->matting_fg_threshold = 240;
+    o->matting_bg_threshold = 10;
+    o->erode_size = 10;
+    o->foreground = U2NET_FOREGROUND_AUTO;
 }
 
 void u2net_matte_free(u2net_matte *m)
@@ -49,6 +59,7 @@ void u2net_matte_free(u2net_matte *m)
     free(m->prob);
     free(m->alpha);
     free(m->mask);
+    free(m->foreground);
     memset(m, 0, sizeof *m);
 }
 
@@ -82,7 +93,107 @@ static int check_opts(const u2net_mask_opts *o, u2net_error *err)
                   (double)FEATHER_MAX);
         return U2NET_EARG;
     }
+    if (o->guided && (o->guided_radius < 0 || o->guided_radius > U2NET_GUIDED_MAX_RADIUS ||
+                      !(o->guided_eps > 0.0f && o->guided_eps <= 1.0f))) {
+        set_error(err, U2NET_EARG, "guided refinement needs a radius in 0..%d and eps in (0, 1] "
+                  "(radius %d, eps %g)", U2NET_GUIDED_MAX_RADIUS, o->guided_radius,
+                  (double)o->guided_eps);
+        return U2NET_EARG;
+    }
+    if (o->alpha_matting &&
+        !(o->matting_bg_threshold >= 0 && o->matting_bg_threshold <= o->matting_fg_threshold &&
+          o->matting_fg_threshold <= 255 && o->erode_size >= 0 &&
+          o->erode_size <= U2NET_MAX_ERODE_SIZE)) {
+        set_error(err, U2NET_EARG, "alpha matting needs 0 <= bg <= fg <= 255 and an erode size "
+                  "in 0..%d (bg %d, fg %d, erode %d)", U2NET_MAX_ERODE_SIZE,
+                  o->matting_bg_threshold, o->matting_fg_threshold, o->erode_size);
+        return U2NET_EARG;
+    }
+    if (o->foreground < U2NET_FOREGROUND_AUTO || o->foreground > U2NET_FOREGROUND_ESTIMATE) {
+        set_error(err, U2NET_EARG, "unknown foreground choice %d", (int)o->foreground);
+        return U2NET_EARG;
+    }
     return 0;
+}
+
+static unsigned char float_to_byte(float v)
+{
+    const float b = floorf(v * 255.0f + 0.5f);
+    return (unsigned char)(b < 0.0f ? 0.0f : b > 255.0f ? 255.0f : b);
+}
+
+/* Guided refinement of alpha (w x h) in place, guided by img. */
+static int guided_alpha(unsigned char *alpha, const u2net_image *img, const u2net_mask_opts *o,
+                        u2net_error *err)
+{
+    const int w = img->width, h = img->height;
+    const size_t n = (size_t)w * h;
+    const int net = o->net_width > o->net_height ? o->net_width : o->net_height;
+    int radius, subsample;
+    u2net_guided_params(w, h, net, o->guided_radius, &radius, &subsample);
+    float *p = malloc(n * sizeof *p), *q = malloc(n * sizeof *q);
+    int rc = !p || !q ? U2NET_ENOMEM : 0;
+    if (rc) {
+        set_error(err, rc, "out of memory for guided refinement of a %dx%d map", w, h);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            p[i] = alpha[i] * (1.0f / 255.0f);
+        rc = u2net_guided_filter(img, p, radius, o->guided_eps, subsample, q, err);
+    }
+    if (!rc)
+        for (size_t i = 0; i < n; i++)
+            alpha[i] = float_to_byte(q[i]);
+    free(p), free(q);
+    return rc;
+}
+
+/* rembg's alpha matting of alpha (w x h) in place: its trimap, then
+ * closed-form matting of the unknown band starting from alpha itself. */
+static int matte_alpha(unsigned char *alpha, const u2net_image *img, const u2net_mask_opts *o,
+                       u2net_error *err)
+{
+    const int w = img->width, h = img->height;
+    const size_t n = (size_t)w * h;
+    unsigned char *trimap = malloc(n);
+    float *init = malloc(n * sizeof *init), *solved = malloc(n * sizeof *solved);
+    int rc = !trimap || !init || !solved ? U2NET_ENOMEM : 0;
+    if (rc)
+        set_error(err, rc, "out of memory for alpha matting of a %dx%d image", w, h);
+    if (!rc)
+        rc = u2net_trimap(alpha, w, h, o->matting_fg_threshold, o->matting_bg_threshold,
+                          o->erode_size, trimap, err);
+    if (!rc) {
+        for (size_t i = 0; i < n; i++)
+            init[i] = alpha[i] * (1.0f / 255.0f);
+        rc = u2net_alpha_matting(img, trimap, init, solved, err);
+    }
+    if (!rc)
+        for (size_t i = 0; i < n; i++)
+            alpha[i] = float_to_byte(solved[i]);
+    free(trimap), free(init), free(solved);
+    return rc;
+}
+
+/* m->foreground: the colours estimated from img and the final alpha. */
+static int estimate_foreground(u2net_matte *m, const u2net_image *img, u2net_error *err)
+{
+    const size_t n = (size_t)m->width * m->height;
+    float *alpha = malloc(n * sizeof *alpha), *fg = malloc(3 * n * sizeof *fg);
+    m->foreground = malloc(3 * n);
+    int rc = !alpha || !fg || !m->foreground ? U2NET_ENOMEM : 0;
+    if (rc) {
+        set_error(err, rc, "out of memory estimating the foreground of a %dx%d image",
+                  m->width, m->height);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            alpha[i] = m->alpha[i] * (1.0f / 255.0f);
+        rc = u2net_estimate_foreground(img, alpha, fg, err);
+    }
+    if (!rc)
+        for (size_t i = 0; i < 3 * n; i++)
+            m->foreground[i] = float_to_byte(fg[i]);
+    free(alpha), free(fg);
+    return rc;
 }
 
 /* Trimap refinement: certain foreground (p >= fg) becomes 255, certain
@@ -454,8 +565,11 @@ static void measure_mask(u2net_matte *m)
     m->mean_prob = (double)sum / ((double)m->bbox_w * m->bbox_h) / 255.0;
 }
 
-int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
-                          const u2net_mask_opts *o, u2net_matte *out, u2net_error *err)
+/* u2net_matte_from_prob and u2net_matte_from_prob_image: img is NULL for
+ * the first. */
+static int matte_from_prob(const unsigned char *prob, int width, int height,
+                           const u2net_image *img, const u2net_mask_opts *o, u2net_matte *out,
+                           u2net_error *err)
 {
     if (err)
         err->code = 0, err->msg[0] = 0;
@@ -479,6 +593,13 @@ int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
     int rc = check_opts(o, err);
     if (rc)
         return rc;
+    const int estimate = o->foreground == U2NET_FOREGROUND_ESTIMATE ||
+                         (o->foreground == U2NET_FOREGROUND_AUTO && (o->guided || o->alpha_matting));
+    if (!img && (o->guided || o->alpha_matting || estimate)) {
+        set_error(err, U2NET_EARG, "guided refinement, alpha matting and foreground estimation "
+                  "need the image: use u2net_matte_from_prob_image");
+        return U2NET_EARG;
+    }
 
     const size_t n = (size_t)width * height;
     out->width = width;
@@ -493,6 +614,16 @@ int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
     }
     memcpy(out->prob, prob, n);
     memcpy(out->alpha, prob, n);
+    if (o->guided) {
+        rc = guided_alpha(out->alpha, img, o, err);
+        if (rc)
+            goto fail;
+    }
+    if (o->alpha_matting) {
+        rc = matte_alpha(out->alpha, img, o, err);
+        if (rc)
+            goto fail;
+    }
     if (o->refine)
         refine_alpha(out->alpha, n, o->fg_threshold, o->bg_threshold);
     if (o->morph != U2NET_MORPH_NONE) {
@@ -515,9 +646,35 @@ int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
         if (rc)
             goto fail;
     }
+    if (estimate) {
+        rc = estimate_foreground(out, img, err);
+        if (rc)
+            goto fail;
+    }
     measure_mask(out);
     return 0;
 fail:
     u2net_matte_free(out);
     return rc;
+}
+
+int u2net_matte_from_prob(const unsigned char *prob, int width, int height,
+                          const u2net_mask_opts *o, u2net_matte *out, u2net_error *err)
+{
+    return matte_from_prob(prob, width, height, NULL, o, out, err);
+}
+
+int u2net_matte_from_prob_image(const unsigned char *prob, const u2net_image *img,
+                                const u2net_mask_opts *o, u2net_matte *out, u2net_error *err)
+{
+    if (!img || !img->data || img->channels < 1 || img->channels > 4) {
+        if (err)
+            err->code = 0, err->msg[0] = 0;
+        if (out)
+            memset(out, 0, sizeof *out);
+        set_error(err, U2NET_EARG, "u2net_matte_from_prob_image: no image (need data and 1..4 "
+                  "channels)");
+        return U2NET_EARG;
+    }
+    return matte_from_prob(prob, img->width, img->height, img, o, out, err);
 }

@@ -190,8 +190,13 @@ int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opt
                  ? prob_map_float(pred, nh, nw, img->height, img->width, pr.normalise, prob, err)
                  : prob_map_8bit(pred, nh, nw, img->height, img->width, pr.normalise, prob, err);
     }
-    if (!rc)
-        rc = u2net_matte_from_prob(prob, img->width, img->height, o, out, err);
+    if (!rc) {
+        /* the post-processing sees the network size (guided refinement's
+         * default radius follows it) */
+        u2net_mask_opts post = *o;
+        post.net_width = nw, post.net_height = nh;
+        rc = u2net_matte_from_prob_image(prob, img, &post, out, err);
+    }
     free(x);
     free(prob);
     return rc;

@@ -87,6 +87,17 @@ static void pixel_rgb(const u2net_image *img, size_t i, unsigned char rgb[3])
     }
 }
 
+/* The subject's colour at pixel i: the matte's estimated foreground when
+ * it has one, else the image's own. */
+static void subject_rgb(const u2net_image *img, const u2net_matte *m, size_t i,
+                        unsigned char rgb[3])
+{
+    if (m->foreground)
+        memcpy(rgb, m->foreground + i * 3, 3);
+    else
+        pixel_rgb(img, i, rgb);
+}
+
 /* The cutout alpha of pixel i: the matte's, times the image's own alpha
  * (gray+alpha, RGBA) so that transparent input stays transparent.
  * (a * sa + 127) / 255 is floor(a * sa / 255 + 1/2) exactly. */
@@ -110,7 +121,7 @@ static int render_map(const u2net_image *img, const unsigned char *map, u2net_im
     return 0;
 }
 
-/* RGBA: colour + cutout alpha. */
+/* RGBA: the subject's colour + cutout alpha. */
 static int render_rgba(const u2net_image *img, const u2net_matte *m, u2net_image *out,
                        u2net_error *err)
 {
@@ -120,13 +131,14 @@ static int render_rgba(const u2net_image *img, const u2net_matte *m, u2net_image
     const size_t n = (size_t)img->width * img->height;
     for (size_t i = 0; i < n; i++) {
         unsigned char *o = out->data + i * 4;
-        pixel_rgb(img, i, o);
+        subject_rgb(img, m, i, o);
         o[3] = (unsigned char)pixel_alpha(img, m, i);
     }
     return 0;
 }
 
-/* Composite over a colour, in integers: floor((c a + bg (255 - a)) / 255 + 1/2). */
+/* Composite over a colour, in integers: floor((c a + bg (255 - a)) / 255 + 1/2),
+ * c the subject's colour. */
 static int render_over_colour(const u2net_image *img, const u2net_matte *m,
                               const unsigned char bg[3], u2net_image *out, u2net_error *err)
 {
@@ -136,7 +148,7 @@ static int render_over_colour(const u2net_image *img, const u2net_matte *m,
     const size_t n = (size_t)img->width * img->height;
     for (size_t i = 0; i < n; i++) {
         unsigned char rgb[3];
-        pixel_rgb(img, i, rgb);
+        subject_rgb(img, m, i, rgb);
         const int a = pixel_alpha(img, m, i);
         for (int c = 0; c < 3; c++)
             out->data[i * 3 + c] = (unsigned char)((rgb[c] * a + bg[c] * (255 - a) + 127) / 255);
@@ -192,7 +204,7 @@ static int render_over_image(const u2net_image *img, const u2net_matte *m,
             bilinear_tap((double)(x + ox), ratio_x, bw, &x0, &x1, &lx);
             const size_t i = (size_t)y * W + x;
             unsigned char rgb[3];
-            pixel_rgb(img, i, rgb);
+            subject_rgb(img, m, i, rgb);
             const double alpha = pixel_alpha(img, m, i) / 255.0;
             for (int c = 0; c < 3; c++) {
                 const int bcc = bc >= 3 ? c : 0;  /* gray replicated, alpha ignored */
@@ -276,12 +288,13 @@ static int blur_rows(const u2net_image *img, const float *weights, int radius, f
     return 0;
 }
 
-/* One highlight pixel: c a/255 + e (1 - a/255), e the effect's colour. */
+/* One highlight pixel: c a/255 + e (1 - a/255), c the subject's colour, e the
+ * effect's (made from the image's own colours). */
 static void highlight_pixel(const u2net_image *img, const u2net_matte *m, size_t i,
                             const double e[3], unsigned char *dst)
 {
     unsigned char rgb[3];
-    pixel_rgb(img, i, rgb);
+    subject_rgb(img, m, i, rgb);
     const double alpha = pixel_alpha(img, m, i) / 255.0;
     for (int c = 0; c < 3; c++)
         dst[c] = round_byte(rgb[c] * alpha + e[c] * (1.0 - alpha));

@@ -1,0 +1,271 @@
+/* guided_filter.c - edge-aware refinement of a map with a colour image as
+ * the guide: He, Sun and Tang's guided filter (ECCV 2010, colour guide) in
+ * its fast form (He and Sun 2015): the coefficients are computed on a grid
+ * subsampled by s and upsampled bilinearly; s = 1 is the plain filter.
+ *
+ * On the grid (ws x hs, ws = ceil(W / s), cell (i, j) the mean of its s x s
+ * block of the image, clipped at the edges), with colours I in 0..1 and the
+ * map p, mean() the mean over the (2 rs + 1)^2 window clipped to the grid,
+ * rs = max(1, round(r / s)):
+ *   cov = mean(I p) - mean(I) mean(p)                     [3]
+ *   var = mean(I I^T) - mean(I) mean(I)^T + eps U         [3 x 3]
+ *   a = var^-1 cov, b = mean(p) - a . mean(I)             [3], [1]
+ * and at full resolution q = A . I + B, where (A, B) is mean(a), mean(b)
+ * sampled bilinearly at ((x + 1/2) / s - 1/2, (y + 1/2) / s - 1/2),
+ * clamped to the grid. Every grid plane is float; window sums are double. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "image_internal.h"
+
+/* Planes on the grid: the guide's colour and the map (inputs), then their
+ * products, all box-filtered in place. */
+enum { G_R, G_G, G_B, G_P, G_RR, G_RG, G_RB, G_GG, G_GB, G_BB, G_RP, G_GP, G_BP, G_PLANES };
+/* The coefficients a (3) and b, box-filtered in place. */
+enum { C_AR, C_AG, C_AB, C_B, C_PLANES };
+
+/* Box mean over (2r+1)^2 clipped to the w x h grid, of `planes` planes of
+ * w*h floats in place; tmp holds planes*w*h floats. Rows then columns, each
+ * a running sum in double divided by its clipped length. */
+static void box_mean(float *planes, int n_planes, int w, int h, int r, float *tmp, int threads)
+{
+    const size_t hw = (size_t)w * h;
+    #pragma omp parallel num_threads(threads)
+    {
+        #pragma omp for schedule(static)
+        for (long row = 0; row < (long)n_planes * h; row++) {
+            const float *src = planes + (size_t)row * w;
+            float *dst = tmp + (size_t)row * w;
+            double sum = 0.0;
+            for (int x = 0; x < r && x < w; x++)
+                sum += src[x];
+            for (int x = 0; x < w; x++) {
+                if (x + r < w)
+                    sum += src[x + r];
+                if (x - r - 1 >= 0)
+                    sum -= src[x - r - 1];
+                const int lo = x - r < 0 ? 0 : x - r, hi = x + r >= w ? w - 1 : x + r;
+                dst[x] = (float)(sum / (hi - lo + 1));
+            }
+        }
+        /* columns: one running sum per column, a plane at a time */
+        #pragma omp for schedule(static)
+        for (int k = 0; k < n_planes; k++) {
+            const float *src = tmp + (size_t)k * hw;
+            float *dst = planes + (size_t)k * hw;
+            double *sum = calloc((size_t)w, sizeof *sum);
+            if (!sum) {
+                /* a w-double line cannot be had: sum each column directly */
+                for (int y = 0; y < h; y++) {
+                    const int lo = y - r < 0 ? 0 : y - r, hi = y + r >= h ? h - 1 : y + r;
+                    for (int x = 0; x < w; x++) {
+                        double s = 0.0;
+                        for (int yy = lo; yy <= hi; yy++)
+                            s += src[(size_t)yy * w + x];
+                        dst[(size_t)y * w + x] = (float)(s / (hi - lo + 1));
+                    }
+                }
+                continue;
+            }
+            for (int y = 0; y < r && y < h; y++)
+                for (int x = 0; x < w; x++)
+                    sum[x] += src[(size_t)y * w + x];
+            for (int y = 0; y < h; y++) {
+                if (y + r < h)
+                    for (int x = 0; x < w; x++)
+                        sum[x] += src[(size_t)(y + r) * w + x];
+                if (y - r - 1 >= 0)
+                    for (int x = 0; x < w; x++)
+                        sum[x] -= src[(size_t)(y - r - 1) * w + x];
+                const int lo = y - r < 0 ? 0 : y - r, hi = y + r >= h ? h - 1 : y + r;
+                const double inv = 1.0 / (hi - lo + 1);
+                for (int x = 0; x < w; x++)
+                    dst[(size_t)y * w + x] = (float)(sum[x] * inv);
+            }
+            free(sum);
+        }
+    }
+}
+
+/* The colour of pixel i of img in 0..1 (gray replicated, alpha ignored). */
+static inline void guide_rgb(const u2net_image *img, size_t i, float rgb[3])
+{
+    const unsigned char *px = img->data + i * (size_t)img->channels;
+    const int colour = img->channels >= 3;
+    for (int c = 0; c < 3; c++)
+        rgb[c] = px[colour ? c : 0] * (1.0f / 255.0f);
+}
+
+/* Grid planes G_R..G_P: the mean of each s x s block of the guide and p. */
+static void subsample(const u2net_image *img, const float *p, int s, int ws, int hs, float *g,
+                      int threads)
+{
+    const int W = img->width, H = img->height;
+    const size_t n = (size_t)ws * hs;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int j = 0; j < hs; j++) {
+        const int y0 = j * s, y1 = y0 + s < H ? y0 + s : H;
+        for (int i = 0; i < ws; i++) {
+            const int x0 = i * s, x1 = x0 + s < W ? x0 + s : W;
+            double sum[4] = {0, 0, 0, 0};
+            for (int y = y0; y < y1; y++)
+                for (int x = x0; x < x1; x++) {
+                    const size_t k = (size_t)y * W + x;
+                    float rgb[3];
+                    guide_rgb(img, k, rgb);
+                    sum[0] += rgb[0], sum[1] += rgb[1], sum[2] += rgb[2], sum[3] += p[k];
+                }
+            const double inv = 1.0 / ((double)(y1 - y0) * (x1 - x0));
+            for (int c = 0; c < 4; c++)
+                g[(size_t)c * n + (size_t)j * ws + i] = (float)(sum[c] * inv);
+        }
+    }
+}
+
+/* Bilinear sample positions along one axis: output x reads grid cells
+ * lo[x], lo[x] + 1 (clamped) with weight frac[x] on the second. */
+static void upsample_taps(int len, int grid_len, int s, int *lo, int *hi, float *frac)
+{
+    for (int x = 0; x < len; x++) {
+        double u = (x + 0.5) / s - 0.5;
+        u = u < 0.0 ? 0.0 : u > grid_len - 1 ? grid_len - 1 : u;
+        const int i = (int)u;
+        lo[x] = i;
+        hi[x] = i + 1 < grid_len ? i + 1 : i;
+        frac[x] = (float)(u - i);
+    }
+}
+
+int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, float eps,
+                        int subsample_by, float *q, u2net_error *err)
+{
+    if (err)
+        err->code = 0, err->msg[0] = 0;
+    if (!guide || !guide->data || !p || !q || guide->width < 1 || guide->height < 1 ||
+        guide->channels < 1 || guide->channels > 4) {
+        set_error(err, U2NET_EARG, "u2net_guided_filter: needs a guide image, p and q");
+        return U2NET_EARG;
+    }
+    if (guide->width > U2NET_MAX_IMAGE_SIDE || guide->height > U2NET_MAX_IMAGE_SIDE ||
+        (uint64_t)guide->width * guide->height > U2NET_MAX_IMAGE_PIXELS) {
+        set_error(err, U2NET_EARG, "guided filter: image %dx%d is over the limit", guide->width,
+                  guide->height);
+        return U2NET_EARG;
+    }
+    if (radius < 1 || radius > U2NET_GUIDED_MAX_RADIUS || subsample_by < 1 ||
+        subsample_by > U2NET_GUIDED_MAX_RADIUS || !(eps > 0.0f && eps <= 1.0f)) {
+        set_error(err, U2NET_EARG,
+                  "guided filter: radius %d and subsampling %d must be in 1..%d, eps %g in (0, 1]",
+                  radius, subsample_by, U2NET_GUIDED_MAX_RADIUS, (double)eps);
+        return U2NET_EARG;
+    }
+    const int W = guide->width, H = guide->height, s = subsample_by;
+    const int ws = (W + s - 1) / s, hs = (H + s - 1) / s;
+    const int rs = (radius + s / 2) / s < 1 ? 1 : (radius + s / 2) / s;
+    const size_t n = (size_t)ws * hs;
+    const int threads = max_threads();
+    float *g = malloc(G_PLANES * n * sizeof *g);
+    float *tmp = malloc(G_PLANES * n * sizeof *tmp);
+    int *xlo = malloc((size_t)W * sizeof *xlo), *xhi = malloc((size_t)W * sizeof *xhi);
+    float *xfrac = malloc((size_t)W * sizeof *xfrac);
+    float *lines = malloc((size_t)threads * C_PLANES * ws * sizeof *lines);
+    int rc = 0;
+    if (!g || !tmp || !xlo || !xhi || !xfrac || !lines) {
+        set_error(err, U2NET_ENOMEM, "out of memory for the guided filter of a %dx%d image", W, H);
+        rc = U2NET_ENOMEM;
+        goto done;
+    }
+    subsample(guide, p, s, ws, hs, g, threads);
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < n; i++) {
+        const float r = g[G_R * n + i], gg = g[G_G * n + i], b = g[G_B * n + i];
+        const float pv = g[G_P * n + i];
+        g[G_RR * n + i] = r * r, g[G_RG * n + i] = r * gg, g[G_RB * n + i] = r * b;
+        g[G_GG * n + i] = gg * gg, g[G_GB * n + i] = gg * b, g[G_BB * n + i] = b * b;
+        g[G_RP * n + i] = r * pv, g[G_GP * n + i] = gg * pv, g[G_BP * n + i] = b * pv;
+    }
+    box_mean(g, G_PLANES, ws, hs, rs, tmp, threads);
+    /* a = var^-1 cov by the adjugate, b = mean(p) - a . mean(I); into tmp */
+    float *coef = tmp;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < n; i++) {
+        const double mr = g[G_R * n + i], mg = g[G_G * n + i], mb = g[G_B * n + i];
+        const double mp = g[G_P * n + i];
+        const double c0 = g[G_RP * n + i] - mr * mp, c1 = g[G_GP * n + i] - mg * mp,
+                     c2 = g[G_BP * n + i] - mb * mp;
+        const double s00 = g[G_RR * n + i] - mr * mr + eps, s01 = g[G_RG * n + i] - mr * mg,
+                     s02 = g[G_RB * n + i] - mr * mb, s11 = g[G_GG * n + i] - mg * mg + eps,
+                     s12 = g[G_GB * n + i] - mg * mb, s22 = g[G_BB * n + i] - mb * mb + eps;
+        const double i00 = s11 * s22 - s12 * s12, i01 = s02 * s12 - s01 * s22,
+                     i02 = s01 * s12 - s02 * s11, i11 = s00 * s22 - s02 * s02,
+                     i12 = s01 * s02 - s00 * s12, i22 = s00 * s11 - s01 * s01;
+        const double det = s00 * i00 + s01 * i01 + s02 * i02;
+        const double a0 = (i00 * c0 + i01 * c1 + i02 * c2) / det;
+        const double a1 = (i01 * c0 + i11 * c1 + i12 * c2) / det;
+        const double a2 = (i02 * c0 + i12 * c1 + i22 * c2) / det;
+        coef[C_AR * n + i] = (float)a0, coef[C_AG * n + i] = (float)a1;
+        coef[C_AB * n + i] = (float)a2;
+        coef[C_B * n + i] = (float)(mp - a0 * mr - a1 * mg - a2 * mb);
+    }
+    box_mean(coef, C_PLANES, ws, hs, rs, g, threads);
+    upsample_taps(W, ws, s, xlo, xhi, xfrac);
+    #pragma omp parallel num_threads(threads)
+    {
+        float *line = lines + (size_t)thread_id() * C_PLANES * ws;  /* [C_PLANES, ws] */
+        #pragma omp for schedule(static)
+        for (int y = 0; y < H; y++) {
+            double u = (y + 0.5) / s - 0.5;  /* as upsample_taps, for row y */
+            u = u < 0.0 ? 0.0 : u > hs - 1 ? hs - 1 : u;
+            const int y0 = (int)u, y1 = y0 + 1 < hs ? y0 + 1 : y0;
+            const float fy = (float)(u - y0);
+            for (int c = 0; c < C_PLANES; c++) {
+                const float *r0 = coef + (size_t)c * n + (size_t)y0 * ws;
+                const float *r1 = coef + (size_t)c * n + (size_t)y1 * ws;
+                float *l = line + (size_t)c * ws;
+                for (int i = 0; i < ws; i++)
+                    l[i] = r0[i] + fy * (r1[i] - r0[i]);
+            }
+            const float *ar = line, *ag = line + ws, *ab = line + 2 * (size_t)ws,
+                        *bb = line + 3 * (size_t)ws;
+            float *out = q + (size_t)y * W;
+            for (int x = 0; x < W; x++) {
+                const int i0 = xlo[x], i1 = xhi[x];
+                const float f = xfrac[x];
+                float rgb[3];
+                guide_rgb(guide, (size_t)y * W + x, rgb);
+                out[x] = (ar[i0] + f * (ar[i1] - ar[i0])) * rgb[0] +
+                         (ag[i0] + f * (ag[i1] - ag[i0])) * rgb[1] +
+                         (ab[i0] + f * (ab[i1] - ab[i0])) * rgb[2] +
+                         (bb[i0] + f * (bb[i1] - bb[i0]));
+            }
+        }
+    }
+done:
+    free(g), free(tmp), free(xlo), free(xhi), free(xfrac), free(lines);
+    return rc;
+}
+
+void u2net_guided_params(int width, int height, int net_side, int radius, int *radius_used,
+                         int *subsample_by)
+{
+    const int side = width > height ? width : height;
+    const int net = net_side > 0 ? net_side : U2NET_GUIDED_DEFAULT_NET_SIDE;
+    int r = radius;
+    if (r <= 0) {
+        r = (int)lround(2.0 * side / net);
+        r = r < 2 ? 2 : r > U2NET_GUIDED_MAX_RADIUS ? U2NET_GUIDED_MAX_RADIUS : r;
+    }
+    /* s = r / 4 keeps 4 grid cells per radius (He and Sun's choice); the
+     * grid is kept to about a megapixel so its planes stay small */
+    int s = r / 4;
+    const int grid_s = (int)ceil(sqrt((double)width * height / (double)U2NET_GUIDED_GRID_PIXELS));
+    s = s < grid_s ? grid_s : s;
+    s = s < 1 ? 1 : s;
+    if (radius_used)
+        *radius_used = r;
+    if (subsample_by)
+        *subsample_by = s;
+}
