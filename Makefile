@@ -3,10 +3,12 @@
 #   make test       every test; ends with "N passed, M failed, K skipped"
 #   make weights    converts ../shared/weights/u2netp-fp16.onnx to weights/u2netp.u2nc
 #   make PYTHON=... the interpreter with numpy (and torch for the reference tests)
+#   make CUDA=1     the same with the CUDA backend, into build/cuda (nvcc from
+#                   CUDA_HOME, /usr/local/cuda; CUDA_ARCH: sm_90 code and PTX)
 
 PYTHON   ?= /usr/bin/python3
 CC       ?= cc
-BUILD    ?= build
+BUILD    ?= $(if $(CUDA),build/cuda,build)
 SHARED   ?= ../shared
 OPT      ?= -O3
 CFLAGS   ?= $(OPT) -g
@@ -31,8 +33,26 @@ ENGINE_SRC  := $(wildcard $(addsuffix /*.c,$(ENGINE_DIRS)))
 KERNEL_SRC  := $(wildcard kernels/*.c)
 PROGRAM_SRC := $(wildcard src/*.c)
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
+
+# The CUDA backend (cuda/): its plan in C and its kernels and glue for nvcc,
+# with the host compiler's warnings as errors too. Plain `make` needs none
+# of it.
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+ifneq ($(CUDA),)
+CPPFLAGS += -DU2NET_CUDA -Icuda
+LIB_OBJ  += $(BUILD)/cuda/gpu_plan.o $(BUILD)/cuda/cuda_backend.o
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+NVCC_FLAGS := -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings -isystem $(CUDA_HOME)/include \
+  -Xcompiler -fPIC,-fopenmp,-Wall,-Wextra,-Werror
+$(BUILD)/cuda/%.o: cuda/%.cu $(wildcard engine/*.h engine/*/*.h cuda/*.h kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CPPFLAGS) $(NVCC_FLAGS) -c $< -o $@
+endif
 PROGRAM_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(PROGRAM_SRC))
-TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads $(BUILD)/test_backends
+TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads $(BUILD)/test_backends \
+               $(BUILD)/test_gpu_bodies
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -70,8 +90,14 @@ $(BUILD)/u2net: $(PROGRAM_OBJ) $(BUILD)/libu2net.a
 $(BUILD)/test_kernels: tests/test_kernels.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test_backends: tests/test_backends.c $(BUILD)/libu2net.a
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+# test_backends also runs the CUDA backend's plan on the CPU (cuda/gpu_plan.c,
+# cuda/gpu_emulate.c), which it builds itself: no CUDA needed.
+GPU_PLAN_SRC := cuda/gpu_plan.c cuda/gpu_emulate.c
+$(BUILD)/test_backends: tests/test_backends.c $(GPU_PLAN_SRC) $(BUILD)/libu2net.a $(wildcard cuda/*.h)
+	$(CC) $(CPPFLAGS) -Icuda $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+$(BUILD)/test_gpu_bodies: tests/test_gpu_bodies.c $(BUILD)/libu2net.a $(wildcard cuda/*.h)
+	$(CC) $(CPPFLAGS) -Icuda $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 $(BUILD)/test_threads: tests/test_threads.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $^ $(LDLIBS)

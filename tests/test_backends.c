@@ -9,7 +9,11 @@
  *     pass (Winograd's rounding), every output;
  *   - the CPU backend on 1 and 2 threads: the same bits;
  *   - a batch of three images through the CPU backend: each image's
- *     outputs the bits of its own run.
+ *     outputs the bits of its own run;
+ *   - the CUDA backend's plan run on the CPU (cuda/gpu_emulate.c: its memory
+ *     plan and element bodies, a CPU product for cuBLAS's), on a batch of
+ *     two images, with its im2col in chunks of one row and of the default
+ *     size: each image within 1e-4 of the plain pass.
  * No PyTorch: tests/test_backends.py writes the random-weight models.
  *
  *   test_backends MODEL H W [H W ...]
@@ -21,6 +25,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gpu_emulate.h"
 
 static int passed, failed;
 
@@ -129,6 +134,47 @@ static void test_batch(const char *path, const graph *g, const float *x, const f
     free(xs), free(one);
 }
 
+/* The GPU plan for a batch of two (x and a shifted x), emulated on the
+ * CPU, against the plain pass on each image (want: x's outputs). */
+static void test_gpu_plan(const char *path, const graph *g, const float *x, const float *want,
+                          size_t plane, size_t budget, const char *label)
+{
+    u2net_error err;
+    const graph_tensor *in = &g->tensors[g->input];
+    const size_t image = (size_t)in->c * in->h * in->w, outs = plane * (size_t)g->n_outputs;
+    gpu_plan p;
+    if (gpu_plan_build(&p, g, 2, budget, &err) != 0) {
+        check(0, "%s: gpu plan: %s", path, err.msg);
+        return;
+    }
+    float *xs = malloc(sizeof(float) * image * 2), *want2 = malloc(sizeof(float) * outs);
+    float *weights = malloc(sizeof(float) * (p.weight_floats + 1));
+    float *arena = malloc(sizeof(float) * (p.arena_floats + 1));
+    float *work = malloc(sizeof(float) * (p.workspace_floats + 1));
+    backend *ref = reference_backend_new(2, &err);
+    int ok = xs && want2 && weights && arena && work && ref;
+    for (size_t i = 0; ok && i < image; i++)
+        xs[i] = x[i], xs[image + i] = x[i] * 0.5f - 0.3f;
+    ok = ok && run_backend(ref, g, xs + image, want2, plane) == 0;
+    if (ok) {
+        gpu_plan_weights(&p, weights);
+        gpu_emulate_run(&p, weights, arena, work, xs);
+    }
+    char per[256];
+    const float *got = arena + p.outputs.off;
+    const double e0 = ok ? compare(got, want, g->n_outputs, plane, per, sizeof per) : 1.0;
+    const double e1 = ok ? compare(got + outs, want2, g->n_outputs, plane, per, sizeof per) : 1.0;
+    check(ok && e0 <= 1e-4 && e1 <= 1e-4,
+          "%s %dx%d: gpu plan on the cpu, batch 2, %s (%d steps, arena %.2f MB, workspace "
+          "%.2f MB): max diff %.2g and %.2g (tol 1e-4); per output (image 2)%s",
+          path, in->h, in->w, label, p.n_steps, p.arena_floats * 4e-6, p.workspace_floats * 4e-6,
+          e0, e1, per);
+    if (ref)
+        ref->ops->destroy(ref);
+    free(xs), free(want2), free(weights), free(arena), free(work);
+    gpu_plan_free(&p);
+}
+
 static void test_size(const char *path, const u2net_model *m, int h, int w)
 {
     u2net_error err;
@@ -199,6 +245,8 @@ static void test_size(const char *path, const u2net_model *m, int h, int w)
             b->ops->destroy(b);
     }
     test_batch(path, &g, x, first, plane);
+    test_gpu_plan(path, &g, x, want, plane, 1, "im2col by rows");
+    test_gpu_plan(path, &g, x, want, plane, 64u << 20, "im2col whole");
 done:
     if (ref)
         ref->ops->destroy(ref);

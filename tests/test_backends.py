@@ -1,7 +1,9 @@
 """Every backend held to the plain forward pass (build/test_backends, C, no
 PyTorch): U2NetP, U2Net, ISNet (float32 and float16 files), the other stage
 tables of test_e2e, the committed version-1 file and, when ../shared has it,
-the real ISNet. The models have random weights written by the converter's
+the real ISNet; the CPU backend and the CUDA backend's plan run on the CPU
+(no GPU needed); and the CUDA backend's element bodies against the CPU
+reference kernels (build/test_gpu_bodies). The models have random weights written by the converter's
 numpy code; sizes are small and odd, and the test also runs every pipeline
 in many bands (tests/test_backends.c says what it compares)."""
 import os
@@ -45,6 +47,18 @@ def _run(model, *sizes):
             print("   ", line)
     print("   ", lines[-1] if lines else "(no output) " + p.stderr_text.strip())
     assert p.returncode == 0, "test_backends %s exited %d" % (os.path.basename(model), p.returncode)
+
+
+def test_gpu_bodies():
+    """The CUDA backend's element bodies on the CPU against the CPU reference
+    kernels (build/test_gpu_bodies)."""
+    p = testlib.run([os.path.join(testlib.BUILD, "test_gpu_bodies")], check=False)
+    lines = p.stdout_text.strip().splitlines()
+    for line in lines:
+        if line.startswith("FAIL"):
+            print("   ", line)
+    print("   ", lines[-1] if lines else "(no output) " + p.stderr_text.strip())
+    assert p.returncode == 0, "test_gpu_bodies exited %d" % p.returncode
 
 
 def test_u2netp():
