@@ -207,6 +207,13 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
+# make gpu-check OUT=DIR: the CUDA backend proved and measured on this
+# machine's GPU (tests/gpu/README.md); the table and logs go to DIR.
+OUT ?= build/gpu-check-out
+gpu-check:
+	tests/gpu/run.sh $(OUT)
+.PHONY: gpu-check
+
 # make bench: the engine against ONNX Runtime and PyTorch on the same weights
 # (bench/README.md; ONNX Runtime is installed from PyPI into
 # $(BUILD)/bench-venv on the first run); BENCH_ARGS="--models u2netp,isnet

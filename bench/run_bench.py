@@ -540,7 +540,25 @@ def main(argv=None):
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump({"meta": meta, "peak": peak, "configs": configs, "results": results}, f, indent=1)
     print("wrote %s and results.json" % os.path.relpath(os.path.join(a.out, "results.md"), os.getcwd()))
+    gpu_comparison(a.out)
     return 1 if failures else 0
+
+
+def gpu_comparison(out):
+    """The CPU-vs-GPU table of tests/gpu/gpu_check.py (the engine on the GPU
+    against PyTorch there, the CPU engine beside it) when this machine has
+    an NVIDIA GPU and a CUDA build; otherwise one line saying why not."""
+    u2net = os.path.join(ROOT, "build", "cuda", "u2net")
+    smi = shutil.which("nvidia-smi")
+    gpus = subprocess.run([smi, "-L"], capture_output=True, text=True) if smi else None
+    if not gpus or gpus.returncode != 0 or "GPU" not in gpus.stdout:
+        print("CPU vs GPU: not measured: no NVIDIA GPU here (tests/gpu/run.sh measures it on one)")
+        return
+    if not os.path.exists(u2net):
+        print("CPU vs GPU: not measured: no CUDA build (make CUDA=1)")
+        return
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "gpu", "gpu_check.py"), "--build",
+                    os.path.dirname(u2net), "--out", os.path.join(out, "gpu"), "--bench-only"])
 
 
 if __name__ == "__main__":

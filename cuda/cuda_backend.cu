@@ -248,6 +248,15 @@ int cuda_prepare(backend *b, const graph *g, int batch, u2net_error *err)
         free_run_memory(c);
         return err ? err->code : U2NET_EDEVICE;
     }
+    /* NaN everywhere to begin with (all bits set), so that an element no
+     * kernel writes shows in every comparison instead of passing as stale
+     * data */
+    if (cuda_failed(cudaMemset(c->arena, 0xff, sizeof(float) * p->arena_floats),
+                    "poisoning the activations", err)) {
+        free_run_memory(c);
+        return err ? err->code : U2NET_EDEVICE;
+    }
+    memset(c->host_out, 0xff, sizeof(float) * p->outputs.image * batch);
     /* the run, captured once */
     cudaGraph_t captured = NULL;
     if (cuda_failed(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal),
