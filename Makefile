@@ -1,7 +1,8 @@
 # u2net.c - build, test, install.
 #   make            library (build/libu2net.a, build/libu2net.so) and program (build/u2net)
 #   make test       every test; ends with "N passed, M failed, K skipped"
-#   make weights    converts ../shared/weights/u2netp-fp16.onnx to weights/u2netp.u2nc
+#   make BUILTIN_MODEL=0  the same without the built-in model (weights/u2netp.u2nc)
+#   make weights    makes weights/u2netp.u2nc again from ../shared/weights/u2netp-fp16.onnx
 #   make PYTHON=... the interpreter with numpy (and torch for the reference tests)
 #   make CUDA=1     the same with the CUDA backend, into build/cuda (nvcc from
 #                   CUDA_HOME, /usr/local/cuda; CUDA_ARCH: sm_90 code and PTX)
@@ -58,9 +59,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 .PHONY: all test weights clean install demo readme-images sanitize tsan fuzz
-# The default model is part of the build when the shared weights are here.
-DEFAULT_MODEL := $(if $(wildcard $(SHARED)/weights/u2netp-fp16.onnx),weights/u2netp.u2nc)
-all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net $(DEFAULT_MODEL)
+all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net
 
 ENGINE_HEADERS := $(wildcard $(addsuffix /*.h,$(ENGINE_DIRS)) engine/image/stb/*.h)
 $(BUILD)/%.o: %.c $(ENGINE_HEADERS) $(wildcard kernels/*.h src/*.h)
@@ -99,12 +98,29 @@ $(BUILD)/test_backends: tests/test_backends.c $(GPU_PLAN_SRC) $(BUILD)/libu2net.
 $(BUILD)/test_gpu_bodies: tests/test_gpu_bodies.c $(BUILD)/libu2net.a $(wildcard cuda/*.h)
 	$(CC) $(CPPFLAGS) -Icuda $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
+# The model file the library holds for an ONNX file or the built-in model,
+# for test_onnx and test_builtin_model to compare with the converter's.
+TEST_BINS += $(BUILD)/test_model_image
+$(BUILD)/test_model_image: tests/test_model_image.c $(BUILD)/libu2net.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/test_threads: tests/test_threads.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
 # Speed and accuracy of the 3x3 convolution kernels on U2Net layer shapes.
 $(BUILD)/bench_conv: bench/bench_conv.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The built-in model: weights/u2netp.u2nc (committed) linked into the library
+# by engine/model/builtin_model.c; BUILTIN_MODEL=0 leaves it out. The setting
+# is kept in a file whose change rebuilds the object.
+BUILTIN_MODEL ?= 1
+BUILTIN_SETTING := $(BUILD)/builtin_model.setting
+$(shell mkdir -p $(BUILD) && echo $(BUILTIN_MODEL) | cmp -s - $(BUILTIN_SETTING) || \
+  echo $(BUILTIN_MODEL) > $(BUILTIN_SETTING))
+$(BUILD)/engine/model/builtin_model.o: CPPFLAGS += -DU2NET_WITH_BUILTIN_MODEL=$(BUILTIN_MODEL)
+$(BUILD)/engine/model/builtin_model.o: $(BUILTIN_SETTING) \
+  $(if $(filter 1,$(BUILTIN_MODEL)),weights/u2netp.u2nc)
 
 # stb_image_write's JPEG encoder left-shifts negative values (defined by GCC,
 # flagged by UBSan); the rest of stb stays checked.
@@ -135,7 +151,7 @@ tsan:
 # stops at the first crash, sanitizer report, leak or timeout, leaving the
 # input in build/fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := model image image_msan cli
+FUZZ_TARGETS := model onnx image image_msan cli
 FUZZ_SRC := $(ENGINE_SRC) $(filter-out $(ISA_SRC),$(KERNEL_SRC))
 FUZZ_ISA_OBJ := $(patsubst kernels/%.c,$(BUILD)/fuzz/%.o,$(ISA_SRC))
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
@@ -169,25 +185,22 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 	     -timeout=10 -max_len=65536 -print_final_stats=1 corpus-$$t) || exit 1; \
 	done
 
-# The default model, converted from the shared weights when they are present.
-weights/u2netp.u2nc: tools/convert.py tools/u2net_format.py
-	@if [ -f $(SHARED)/weights/u2netp-fp16.onnx ]; then \
-	  $(PYTHON) tools/convert.py $(SHARED)/weights/u2netp-fp16.onnx -o $@ --force; \
-	else echo "no $(SHARED)/weights/u2netp-fp16.onnx: see README.md for getting weights"; fi
-weights: weights/u2netp.u2nc
+# The built-in model made again from the shared weights, as it was made to
+# be committed (test_builtin_model checks that this gives the same bytes).
+weights:
+	$(PYTHON) tools/convert.py $(SHARED)/weights/u2netp-fp16.onnx -o weights/u2netp.u2nc --fp16 --force
 
 test: all $(TEST_BINS)
 	U2NET_BUILD=$(abspath $(BUILD)) U2NET_LDFLAGS="$(LDFLAGS)" $(PYTHON) tests/run.py $(TESTS)
 
 # Background removal on the sample photo with the default model.
-demo: all weights
-	@test -f weights/u2netp.u2nc || { echo "no default model: see README.md, Getting the weights"; exit 1; }
+demo: all
 	$(BUILD)/u2net docs/img/sample.jpg -o $(BUILD)/demo/ -t mask,rgba,composite \
 	  --background '#3366aa' --overwrite -v
 	@echo "outputs in $(BUILD)/demo/"
 
 # The README's pictures, made by the program from the generated sample.
-readme-images: all weights
+readme-images: all
 	$(BUILD)/u2net docs/img/sample.jpg -o docs/img/ -t mask,rgba,composite \
 	  --background '#3366aa' --overwrite -q
 

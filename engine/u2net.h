@@ -99,10 +99,22 @@ typedef struct {
     int outputs;                 /* maps u2net_output returns */
     int prediction;              /* the one applications use */
     u2net_processing processing;
+    size_t file_bytes;           /* of the model file (for an ONNX export, of the model
+                                    file made of it) */
 } u2net_model_info;
 
-/* Model: maps a converted model file (tools/convert.py) and checks it whole. */
+/* Model: a u2net.c model file (tools/convert.py; mapped), an ONNX export
+ * of a U2Net-family network (rembg's u2net.onnx, u2netp.onnx,
+ * u2net_human_seg.onnx, silueta.onnx, isnet-general-use.onnx, float32 or
+ * float16, BatchNorm folded or not; read into the model file the converter
+ * would make of it), or U2NET_BUILTIN_MODEL; checked whole either way. */
 u2net_model *u2net_model_load(const char *path, u2net_error *err);
+/* The path that names the trained U2NetP built into the library (the
+ * authors' weights, Apache-2.0), in libraries built with it (the default;
+ * make BUILTIN_MODEL=0 leaves it out): u2net_has_builtin_model() says. A
+ * file of that name is opened as "./builtin:u2netp". */
+#define U2NET_BUILTIN_MODEL "builtin:u2netp"
+int u2net_has_builtin_model(void);
 void u2net_model_free(u2net_model *m);
 void u2net_model_get_info(const u2net_model *m, u2net_model_info *info);
 const char *u2net_model_name(const u2net_model *m);  /* info.name */

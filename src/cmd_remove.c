@@ -22,7 +22,7 @@
 #include "u2net.h"
 #include "util.h"
 
-#define DEFAULT_MODEL "u2netp"
+#define DEFAULT_MODEL BUILTIN_MODEL_NAME
 /* A file this much larger than its pixels could be is not an image worth
  * reading: 8 bytes a pixel (16-bit RGBA) plus room for metadata. It stops a
  * run on /dev/zero or a huge stray file before it fills memory. */
@@ -34,6 +34,7 @@ static const char help_text[] =
     "\n"
     "usage: u2net [OPTIONS] INPUT... -o OUTPUT\n"
     "       u2net tensor ...    the raw network on a tensor (u2net tensor --help)\n"
+    "       u2net models        the models -m can name (u2net models --help)\n"
     "       u2net --help | --version\n"
     "\n"
     "INPUT is an image file (JPEG, PNG, BMP, TGA, GIF or binary PNM, whatever its\n"
@@ -70,15 +71,19 @@ static const char help_text[] =
     "                       are not followed)\n"
     "\n"
     "Model:\n"
-    "  -m, --model NAME|PATH  a model file (a value with '/' or ending in .u2nc), or\n"
-    "                       NAME.u2nc looked up in $U2NET_WEIGHTS (folders separated\n"
-    "                       by ':'), then in weights/ beside the program's folder\n"
-    "                       and in ../share/u2net from it (an installed program);\n"
-    "                       default " DEFAULT_MODEL ". Make one with `make weights` or\n"
-    "                       tools/convert.py.\n"
+    "  -m, --model NAME|PATH  a model file (a value with '/' or ending in .u2nc or\n"
+    "                       .onnx): a u2net.c model (tools/convert.py) or an ONNX\n"
+    "                       export of U2Net, U2NetP, u2net_human_seg, silueta or\n"
+    "                       ISNet (rembg's files); or a NAME: " BUILTIN_MODEL_NAME " is built in,\n"
+    "                       others are NAME.u2nc or NAME.onnx in $U2NET_WEIGHTS\n"
+    "                       (folders separated by ':'), weights/ beside the\n"
+    "                       program's folder, ../share/u2net from it (an installed\n"
+    "                       program), then $U2NET_HOME (rembg's; default ~/.u2net).\n"
+    "                       Default " DEFAULT_MODEL "; `u2net models` lists them all\n"
     "  --size N | WxH       network input size, 1..8192 a side (default the model's:\n"
-    "                       320x320 for U2Net, trained at that size, which degrades\n"
-    "                       on larger inputs; 1024x1024 for ISNet)\n"
+    "                       320x320 for the U2Net models, which were trained at that\n"
+    "                       size and lose detail at larger ones; 1024x1024 for\n"
+    "                       ISNet, the model for large inputs)\n"
     "  --mean R,G,B --std R,G,B  the normalisation (v / scale - mean) / std, for a\n"
     "                       model retrained with other statistics (default the\n"
     "                       model's: ImageNet's for U2Net, 0.5 and 1 for ISNet)\n"
@@ -321,10 +326,11 @@ static int load_model(run_state *r)
     char *looked = NULL;
     char *path = model_find(arg, &looked);
     if (!path) {
-        print_error("model '%s' not found: looked for %s.u2nc in %s%s; make it with `make weights` "
-                "or tools/convert.py CHECKPOINT -o weights/%s.u2nc, or give -m PATH", arg, arg,
-                looked ? looked : "no folder", getenv("U2NET_WEIGHTS") ? "" :
-                " ($U2NET_WEIGHTS is not set)", arg);
+        print_error("model '%s' not found: looked for %s.u2nc and %s.onnx in %s%s; put rembg's "
+                "%s.onnx in $U2NET_HOME or convert a checkpoint with tools/convert.py CHECKPOINT "
+                "-o weights/%s.u2nc (`make weights` remakes the built-in " BUILTIN_MODEL_NAME
+                "), or give -m PATH", arg, arg, arg, looked ? looked : "no folder",
+                getenv("U2NET_WEIGHTS") ? "" : " ($U2NET_WEIGHTS is not set)", arg, arg);
         free(looked);
         return 1;
     }

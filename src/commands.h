@@ -12,4 +12,7 @@ int cmd_remove(int argc, char **argv);
 /* `u2net bench`: times the network on a fixed input (bench/README.md). */
 int cmd_bench(int argc, char **argv);
 
+/* `u2net models`: the models -m NAME can find, built-in first. */
+int cmd_models(int argc, char **argv);
+
 #endif

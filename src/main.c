@@ -1,5 +1,6 @@
-/* main.c - the u2net program: `u2net tensor ...` runs the raw network; any
- * other command line is the image command (u2net --help). */
+/* main.c - the u2net program: `u2net tensor ...` runs the raw network,
+ * `u2net models` lists the models; any other command line is the image
+ * command (u2net --help). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 static const char short_usage[] =
     "usage: u2net [OPTIONS] INPUT... -o OUTPUT\n"
     "       u2net tensor -m MODEL -i IN.f32 --height H --width W -o OUT.f32 [--sides]\n"
+    "       u2net models\n"
     "       u2net --help | --version\n";
 
 /* libgomp's threads, by default, spin up to about 300,000 times at every
@@ -49,5 +51,7 @@ int main(int argc, char **argv)
         return cmd_tensor(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench"))
         return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "models"))
+        return cmd_models(argc - 1, argv + 1);
     return cmd_remove(argc, argv);
 }

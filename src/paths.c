@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "u2net.h"
 #include "util.h"
 
 /* Deeper folders than this are reported, not walked: it bounds the recursion
@@ -412,6 +413,76 @@ static char *program_parent(void)
     }
 }
 
+/* Appends a copy of folder to the list (a NULL folder means out of memory). */
+static int add_folder(char ***list, size_t *n, char *folder)
+{
+    char **grown = folder ? realloc(*list, (*n + 1) * sizeof **list) : NULL;
+    if (!grown) {
+        free(folder);
+        return -1;
+    }
+    grown[(*n)++] = folder;
+    *list = grown;
+    return 0;
+}
+
+int model_folders(char ***folders, size_t *count)
+{
+    char **list = NULL;
+    size_t n = 0;
+    int rc = 0;
+    const char *env = getenv("U2NET_WEIGHTS");
+    if (env && *env) {
+        char *copy = strdup(env);
+        if (!copy)
+            rc = -1;
+        for (char *f = copy, *next; f && rc == 0; f = next) {
+            next = strchr(f, ':');
+            if (next)
+                *next++ = '\0';
+            if (*f)
+                rc = add_folder(&list, &n, strdup(f));
+        }
+        free(copy);
+    }
+    /* build/u2net reads ./weights; an installed PREFIX/bin/u2net reads
+     * PREFIX/share/u2net, wherever PREFIX was moved to */
+    char *parent = rc == 0 ? program_parent() : NULL;
+    if (parent) {
+        rc = add_folder(&list, &n, path_join(parent, "weights"));
+        if (rc == 0)
+            rc = add_folder(&list, &n, path_join(parent, "share/u2net"));
+        free(parent);
+    }
+    /* rembg's folder: $U2NET_HOME, else $XDG_DATA_HOME/.u2net, else ~/.u2net */
+    const char *home = getenv("U2NET_HOME"), *data = getenv("XDG_DATA_HOME");
+    if (rc == 0 && home && *home)
+        rc = add_folder(&list, &n, strdup(home));
+    else if (rc == 0 && data && *data)
+        rc = add_folder(&list, &n, path_join(data, ".u2net"));
+    else if (rc == 0 && (home = getenv("HOME")) && *home)
+        rc = add_folder(&list, &n, path_join(home, ".u2net"));
+    if (rc != 0) {
+        model_folders_free(list, n);
+        return -1;
+    }
+    *folders = list, *count = n;
+    return 0;
+}
+
+void model_folders_free(char **folders, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(folders[i]);
+    free(folders);
+}
+
+int is_model_file_name(const char *name)
+{
+    const char *ext = path_extension(name);
+    return str_eq_ci(ext, "u2nc") || str_eq_ci(ext, "onnx");
+}
+
 /* Appends ", " (when not first) and s to the growing string *acc. */
 static int append_list(char **acc, const char *s)
 {
@@ -426,63 +497,50 @@ static int append_list(char **acc, const char *s)
     return 0;
 }
 
-/* Returns the model file in folder when it is there; else adds the folder to
- * *looked. *oom is set when out of memory. */
-static char *try_folder(const char *folder, const char *file, char **looked, int *oom)
+/* folder/NAME.u2nc or folder/NAME.onnx when one is a file, else NULL; *oom
+ * is set when out of memory. */
+static char *try_folder(const char *folder, const char *name, int *oom)
 {
-    char *p = path_join(folder, file);
-    struct stat st;
-    if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode))
-        return p;
-    free(p);
-    if (!p || append_list(looked, folder) != 0)
-        *oom = 1;
+    static const char *const exts[] = {".u2nc", ".onnx"};
+    for (size_t i = 0; i < 2; i++) {
+        const size_t n = strlen(name) + strlen(exts[i]) + 1;
+        char *file = malloc(n), *p = NULL;
+        if (file) {
+            snprintf(file, n, "%s%s", name, exts[i]);
+            p = path_join(folder, file);
+            free(file);
+        }
+        struct stat st;
+        if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode))
+            return p;
+        free(p);
+        if (!p) {
+            *oom = 1;
+            return NULL;
+        }
+    }
     return NULL;
 }
 
 char *model_find(const char *arg, char **looked)
 {
     *looked = NULL;
-    const size_t n = strlen(arg);
-    if (strchr(arg, '/') || (n >= 5 && !strcmp(arg + n - 5, ".u2nc")))
+    if (strchr(arg, '/') || is_model_file_name(arg))
         return strdup(arg);
-    char *file = malloc(n + 6);
-    if (!file)
+    if (!strcmp(arg, BUILTIN_MODEL_NAME) && u2net_has_builtin_model())
+        return strdup(U2NET_BUILTIN_MODEL);
+    char **folders;
+    size_t count;
+    if (model_folders(&folders, &count) != 0)
         return NULL;
-    memcpy(file, arg, n);
-    memcpy(file + n, ".u2nc", 6);
     char *found = NULL;
     int oom = 0;
-    const char *env = getenv("U2NET_WEIGHTS");
-    if (env && *env) {
-        char *folders = strdup(env);
-        if (!folders)
+    for (size_t i = 0; i < count && !found && !oom; i++) {
+        found = try_folder(folders[i], arg, &oom);
+        if (!found && !oom && append_list(looked, folders[i]) != 0)
             oom = 1;
-        for (char *f = folders, *next; f && !found && !oom; f = next) {
-            next = strchr(f, ':');
-            if (next)
-                *next++ = '\0';
-            if (*f)
-                found = try_folder(f, file, looked, &oom);
-        }
-        free(folders);
     }
-    if (!found && !oom) {
-        /* build/u2net reads ./weights; an installed PREFIX/bin/u2net reads
-         * PREFIX/share/u2net, wherever PREFIX was moved to */
-        static const char *const beside[] = {"weights", "share/u2net"};
-        char *parent = program_parent();
-        for (size_t i = 0; parent && i < 2 && !found && !oom; i++) {
-            char *folder = path_join(parent, beside[i]);
-            if (folder)
-                found = try_folder(folder, file, looked, &oom);
-            else
-                oom = 1;
-            free(folder);
-        }
-        free(parent);
-    }
-    free(file);
+    model_folders_free(folders, count);
     if (found || oom) {
         free(*looked);
         *looked = NULL;

@@ -91,12 +91,28 @@ void inputs_free(input_list *l);
 char *output_path(const char *dir, const char *subdir, const char *stem, const char *type,
                   const char *ext);
 
-/* The model file for -m ARG. ARG holding a '/' or ending in .u2nc is a path
- * and is returned as it is; a name is looked up as NAME.u2nc in each folder
- * of $U2NET_WEIGHTS (':'-separated), in weights/ beside the program's folder
- * and in share/u2net beside it (an installed program). Returns a new string, or
- * NULL with *looked (a new string, free it) listing the folders searched;
- * *looked is NULL when there was no folder to search or memory ran out. */
+/* The name -m gives the model built into the library (U2NET_BUILTIN_MODEL),
+ * and the default model. */
+#define BUILTIN_MODEL_NAME "u2netp"
+
+/* The model for -m ARG. ARG holding a '/' or ending in .u2nc or .onnx is a
+ * path and is returned as it is. A name is the built-in model when it is
+ * BUILTIN_MODEL_NAME and the library has one (U2NET_BUILTIN_MODEL is
+ * returned); otherwise NAME.u2nc, then NAME.onnx, in each folder of
+ * model_folders. Returns a new string, or NULL with *looked (a new string,
+ * free it) listing the folders searched; *looked is NULL when there was no
+ * folder to search or memory ran out. */
 char *model_find(const char *arg, char **looked);
+
+/* The folders a model name is looked up in, in order: each folder of
+ * $U2NET_WEIGHTS (':'-separated), weights/ beside the program's folder,
+ * share/u2net beside it (an installed program), then rembg's: $U2NET_HOME,
+ * else $XDG_DATA_HOME/.u2net, else ~/.u2net. *folders is a new array of new
+ * strings (model_folders_free); 0, or -1 when out of memory. */
+int model_folders(char ***folders, size_t *count);
+void model_folders_free(char **folders, size_t count);
+
+/* Whether a file name is a model file's: .u2nc or .onnx, any case. */
+int is_model_file_name(const char *name);
 
 #endif

@@ -12,9 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "builtin_model.h"
 #include "error.h"
 #include "kernels.h"
 #include "model.h"
+#include "onnx.h"
 
 enum {
     HEADER_BYTES = 128,
@@ -230,6 +232,23 @@ static int check_outputs(const u2net_model *m, const char *path, u2net_error *er
         return -1;
     }
     return 0;
+}
+
+int model_check_network(const u2net_model *m, const char *path, u2net_error *err)
+{
+    if (m->n_prelude > U2NET_MAX_PRELUDE || m->n_stages < 3 || m->n_stages % 2 == 0 ||
+        m->n_stages > U2NET_MAX_STAGES - 2 || m->n_sides < 1 ||
+        model_output_count(m) > U2NET_MAX_OUTPUTS) {
+        set_error(err, U2NET_EFORMAT,
+                  "%s: %d prelude layers, %d stages, %d outputs (at most %d; an odd number, "
+                  "3..%d; 1..%d)", path, m->n_prelude, m->n_stages, model_output_count(m),
+                  U2NET_MAX_PRELUDE, U2NET_MAX_STAGES - 2, U2NET_MAX_OUTPUTS);
+        return -1;
+    }
+    return check_prelude(m, path, err) != 0 || check_stages(m, path, err) != 0 ||
+                   check_outputs(m, path, err) != 0
+               ? -1
+               : 0;
 }
 
 /* The processing block (version 2). */
@@ -648,8 +667,8 @@ static int parse(u2net_model *m, const char *path, const unsigned char *f, uint6
     }
     if (memcmp(f, "U2NC", 4) != 0) {
         set_error(err, U2NET_EFORMAT,
-                  "%s: not a u2net.c model file (bad magic); convert checkpoints with tools/convert.py",
-                  path);
+                  "%s: neither a u2net.c model file nor an ONNX model; convert checkpoints with "
+                  "tools/convert.py", path);
         return -1;
     }
     const uint32_t version = rd32(f + 4);
@@ -734,6 +753,31 @@ static int parse(u2net_model *m, const char *path, const unsigned char *f, uint6
     return bind_all(m, &r, err);
 }
 
+/* The built-in model: its linked-in bytes are the map. */
+static u2net_model *load_builtin(u2net_model *m, u2net_error *err)
+{
+    size_t size;
+    const unsigned char *bytes = builtin_model(&size);
+    if (!bytes) {
+        set_error(err, U2NET_EIO, "%s: this library was built without the built-in model "
+                  "(make BUILTIN_MODEL=0)", U2NET_BUILTIN_MODEL);
+        free(m);
+        return NULL;
+    }
+    m->map = (void *)bytes, m->map_bytes = size, m->map_kind = MODEL_BUILTIN;
+    if (parse(m, U2NET_BUILTIN_MODEL, bytes, size, err) != 0) {
+        u2net_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int u2net_has_builtin_model(void)
+{
+    size_t size;
+    return builtin_model(&size) != NULL;
+}
+
 u2net_model *u2net_model_load(const char *path, u2net_error *err)
 {
     if (err)
@@ -743,6 +787,8 @@ u2net_model *u2net_model_load(const char *path, u2net_error *err)
         set_error(err, U2NET_ENOMEM, "%s: out of memory", path);
         return NULL;
     }
+    if (!strcmp(path, U2NET_BUILTIN_MODEL))
+        return load_builtin(m, err);
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         set_error(err, U2NET_EIO, "%s: cannot open model: %s", path, strerror(errno));
@@ -756,7 +802,7 @@ u2net_model *u2net_model_load(const char *path, u2net_error *err)
         free(m);
         return NULL;
     }
-    const uint64_t size = (uint64_t)sb.st_size;
+    uint64_t size = (uint64_t)sb.st_size;
     if (size > U2NET_MAX_FILE_BYTES) {
         set_error(err, U2NET_EFORMAT, "%s: %llu bytes is larger than any model (limit %llu)", path,
                   (unsigned long long)size, (unsigned long long)U2NET_MAX_FILE_BYTES);
@@ -764,7 +810,7 @@ u2net_model *u2net_model_load(const char *path, u2net_error *err)
         free(m);
         return NULL;
     }
-    if (size >= HEADER_BYTES) {
+    if (size > 0) {
         m->map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m->map == MAP_FAILED) {
             set_error(err, U2NET_EIO, "%s: cannot map model: %s", path, strerror(errno));
@@ -776,6 +822,19 @@ u2net_model *u2net_model_load(const char *path, u2net_error *err)
         m->map_bytes = size;
     }
     close(fd);
+    /* an ONNX file becomes the model file the converter would make of it */
+    if ((size < 4 || memcmp(m->map, "U2NC", 4) != 0) && onnx_sniff(m->map, size)) {
+        unsigned char *image;
+        size_t image_bytes;
+        const int rc = onnx_model_image(path, m->map, size, &image, &image_bytes, err);
+        munmap(m->map, m->map_bytes);
+        m->map = NULL;
+        if (rc != 0) {
+            free(m);
+            return NULL;
+        }
+        m->map = image, m->map_bytes = size = image_bytes, m->map_kind = MODEL_HEAP;
+    }
     if (parse(m, path, m->map, size, err) != 0) {
         u2net_model_free(m);
         return NULL;
@@ -787,8 +846,10 @@ void u2net_model_free(u2net_model *m)
 {
     if (!m)
         return;
-    if (m->map)
+    if (m->map && m->map_kind == MODEL_MAPPED)
         munmap(m->map, m->map_bytes);
+    else if (m->map_kind == MODEL_HEAP)
+        free(m->map);
     free(m->converted);
     free(m->conv_storage);
     free(m);
@@ -814,6 +875,7 @@ void u2net_model_get_info(const u2net_model *m, u2net_model_info *info)
     info->outputs = model_output_count(m);
     info->prediction = m->prediction;
     info->processing = m->processing;
+    info->file_bytes = m->map_bytes;
 }
 
 const char *u2net_model_name(const u2net_model *m) { return m->name; }

@@ -80,11 +80,15 @@ struct u2net_model {
     int prediction;             /* index into the outputs */
     size_t param_count;
     conv_params *conv_storage;  /* all stages' conv[] arrays */
-    void *map;                  /* the mmapped file */
+    void *map;                  /* the model file's bytes: */
+    int map_kind;               /* MODEL_MAPPED (mmapped), MODEL_HEAP (an ONNX file's
+                                   conversion, malloc'd) or MODEL_BUILTIN (linked in) */
     size_t map_bytes;
     float *converted;           /* a float16 file's biases and small weights, as float32 */
     size_t converted_floats, converted_used;
 };
+
+enum { MODEL_MAPPED = 0, MODEL_HEAP = 1, MODEL_BUILTIN = 2 };
 
 /* Outputs of the network: sigmoid(fuse) first when there is a fuse
  * convolution, then sigmoid(side1..siden). */
@@ -94,5 +98,11 @@ static inline int model_output_count(const u2net_model *m)
 }
 
 uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n);
+
+/* The checks a model file's layer table gets (docs/FORMAT.md), on a
+ * description filled in by another reader (onnx.c): counts, prelude,
+ * stages, side outputs, fuse and prediction. 0, or -1 with err naming path
+ * and the problem. */
+int model_check_network(const u2net_model *m, const char *path, u2net_error *err);
 
 #endif
