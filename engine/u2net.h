@@ -247,8 +247,8 @@ typedef struct {
     int guided;                     /* guided filter of prob with the image as guide
                                        (u2net_guided_filter) (off) */
     int guided_radius;              /* its radius in image pixels, 1..U2NET_GUIDED_MAX_RADIUS;
-                                       0 = 2 network pixels at the image's scale (0) */
-    float guided_eps;               /* its regularisation, colours in 0..1 (1e-3) */
+                                       0 = 4 network pixels at the image's scale (0) */
+    float guided_eps;               /* its regularisation, colours in 0..1 (1e-4) */
     int alpha_matting;              /* closed-form matting of the trimap's unknown band,
                                        rembg's --alpha-matting (off) */
     int matting_fg_threshold, matting_bg_threshold; /* the trimap: foreground where the map

@@ -13,14 +13,14 @@
  * neighbour (source index x * w_src / w_dst); F and B start at the mean
  * colour of a > 0.9 and a < 0.1.
  *
- * pymatting updates the pixels in raster order, each seeing the ones
- * before it already updated (Gauss-Seidel), which is sequential. Here a
- * sweep updates the pixels with x + y even, then those with x + y odd
- * (red-black Gauss-Seidel): each half reads only the other, so its rows go
- * to separate threads and the result does not depend on their number. The
- * two orders give different iterates; README.md (Clean edges) has the
- * measured difference. */
+ * The pixels are updated in raster order, each seeing the ones before it
+ * already updated (Gauss-Seidel), as pymatting does, in its arithmetic: the
+ * result is pymatting's to float rounding. That order is sequential along
+ * a row and down the image, so the threads take rows in turn and run a
+ * wavefront (sweep); the result does not depend on their number. */
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,47 +34,81 @@
 #define FG_SMALL_ITERATIONS 10
 #define FG_BIG_ITERATIONS 2
 
-/* Updates the pixels of one colour (x + y even or odd) of a w x h level.
- * colour, alpha: the level's image [h, w, 3] and alpha [h, w]; f, b: F and
- * B [h, w, 3], updated in place. */
-static void sweep(const float *colour, const float *alpha, float *f, float *b, int w, int h,
-                  int parity, int threads)
+/* Columns a thread updates before telling the row below. */
+#define FG_CHUNK 64
+
+/* One pixel's update, in pymatting's arithmetic (numba's types: the
+ * 1 - a terms and the 2x2 inverse in double, the rest in float). */
+static inline void update_pixel(const float *colour, const float *alpha, float *f, float *b,
+                                int w, int h, int x, int y)
 {
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int y = 0; y < h; y++) {
-        const int yu = y > 0 ? y - 1 : 0, yd = y < h - 1 ? y + 1 : h - 1;
-        for (int x = (y + parity) & 1; x < w; x += 2) {
-            const int xl = x > 0 ? x - 1 : 0, xr = x < w - 1 ? x + 1 : w - 1;
-            const size_t i = (size_t)y * w + x;
-            const size_t nb[4] = {(size_t)y * w + xl, (size_t)y * w + xr, (size_t)yu * w + x,
-                                  (size_t)yd * w + x};
-            const float a0 = alpha[i], a1 = 1.0f - a0;
-            float a00 = a0 * a0, a11 = a1 * a1;
-            const float a01 = a0 * a1;
-            float bf[3], bb[3];
-            for (int c = 0; c < 3; c++) {
-                bf[c] = a0 * colour[i * 3 + c];
-                bb[c] = a1 * colour[i * 3 + c];
-            }
-            for (int d = 0; d < 4; d++) {
-                const size_t j = nb[d];
-                const float da = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - alpha[j]);
-                a00 += da;
-                a11 += da;
-                for (int c = 0; c < 3; c++) {
-                    bf[c] += da * f[j * 3 + c];
-                    bb[c] += da * b[j * 3 + c];
-                }
-            }
-            const float inv_det = 1.0f / (a00 * a11 - a01 * a01);
-            const float m00 = inv_det * a11, m01 = -inv_det * a01, m11 = inv_det * a00;
-            for (int c = 0; c < 3; c++) {
-                const float fc = m00 * bf[c] + m01 * bb[c];
-                const float bc = m01 * bf[c] + m11 * bb[c];
-                f[i * 3 + c] = fc < 0.0f ? 0.0f : fc > 1.0f ? 1.0f : fc;
-                b[i * 3 + c] = bc < 0.0f ? 0.0f : bc > 1.0f ? 1.0f : bc;
-            }
+    static const int dx[4] = {-1, 1, 0, 0}, dy[4] = {0, 0, -1, 1};
+    const size_t i = (size_t)y * w + x;
+    const float a0 = alpha[i];
+    const double a1 = 1.0 - a0;
+    float a00 = a0 * a0;
+    const double a01 = a0 * a1;
+    double a11 = a1 * a1;
+    float bf[3], bb[3];
+    for (int c = 0; c < 3; c++) {
+        bf[c] = a0 * colour[i * 3 + c];
+        bb[c] = (float)(a1 * colour[i * 3 + c]);
+    }
+    for (int d = 0; d < 4; d++) {
+        int x2 = x + dx[d], y2 = y + dy[d];
+        x2 = x2 < 0 ? 0 : x2 > w - 1 ? w - 1 : x2;
+        y2 = y2 < 0 ? 0 : y2 > h - 1 ? h - 1 : y2;
+        const size_t j = (size_t)y2 * w + x2;
+        const float da = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - alpha[j]);
+        a00 += da;
+        a11 += da;
+        for (int c = 0; c < 3; c++) {
+            bf[c] += da * f[j * 3 + c];
+            bb[c] += da * b[j * 3 + c];
         }
+    }
+    const double inv_det = 1.0 / (a00 * a11 - a01 * a01);
+    const double m00 = inv_det * a11, m01 = inv_det * -a01, m11 = inv_det * a00;
+    for (int c = 0; c < 3; c++) {
+        double fc = m00 * bf[c] + m01 * bb[c];
+        double bc = m01 * bf[c] + m11 * bb[c];
+        fc = fc > 1.0 ? 1.0 : fc;
+        bc = bc > 1.0 ? 1.0 : bc;
+        f[i * 3 + c] = (float)(fc < 0.0 ? 0.0 : fc);
+        b[i * 3 + c] = (float)(bc < 0.0 ? 0.0 : bc);
+    }
+}
+
+/* One sweep over a w x h level in raster order: colour [h, w, 3], alpha
+ * [h, w]; F and B [h, w, 3] updated in place. Row y goes to thread
+ * y mod threads, which updates a chunk of it once the row above has
+ * passed the chunk (progress: columns done per row); the row below cannot
+ * pass it, so each pixel sees the pixels before it updated and those after
+ * it not, as in one raster pass. */
+static void sweep(const float *colour, const float *alpha, float *f, float *b, int w, int h,
+                  atomic_int *progress, int threads)
+{
+    for (int y = 0; y < h; y++)
+        atomic_store_explicit(&progress[y], 0, memory_order_relaxed);
+    #pragma omp parallel num_threads(threads)
+    {
+        int team = 1, me = 0;
+#ifdef _OPENMP
+        team = omp_get_num_threads(), me = omp_get_thread_num();
+#endif
+        for (int y = me; y < h; y += team)
+            for (int x0 = 0; x0 < w; x0 += FG_CHUNK) {
+                const int x1 = x0 + FG_CHUNK < w ? x0 + FG_CHUNK : w;
+                if (y > 0)
+                    for (int spins = 0;
+                         atomic_load_explicit(&progress[y - 1], memory_order_acquire) < x1;
+                         spins++)
+                        if (spins > 256)
+                            sched_yield();
+                for (int x = x0; x < x1; x++)
+                    update_pixel(colour, alpha, f, b, w, h, x, y);
+                atomic_store_explicit(&progress[y], x1, memory_order_release);
+            }
     }
 }
 
@@ -97,23 +131,26 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
     const int side = W0 > H0 ? W0 : H0;
     const int levels = side > 1 ? (int)ceil(log2((double)side)) : 0;
 
-    /* mean colours of the sure foreground and background */
-    double f_mean[3] = {0, 0, 0}, b_mean[3] = {0, 0, 0};
+    /* mean colours of the sure foreground and background, summed in float
+     * in raster order as pymatting does */
+    float f_prev_init[3] = {0, 0, 0}, b_prev_init[3] = {0, 0, 0};
     size_t f_count = 0, b_count = 0;
     for (size_t i = 0; i < n0; i++) {
         const unsigned char *px = img->data + i * C;
+        const double a = alpha[i];
         for (int c = 0; c < 3; c++) {
-            const double v = px[C >= 3 ? c : 0] / 255.0;
-            f_mean[c] += alpha[i] > 0.9f ? v : 0.0;
-            b_mean[c] += alpha[i] < 0.1f ? v : 0.0;
+            const float v = (float)(px[C >= 3 ? c : 0] / 255.0);
+            if (a > 0.9)
+                f_prev_init[c] += v;
+            if (a < 0.1)
+                b_prev_init[c] += v;
         }
-        f_count += alpha[i] > 0.9f;
-        b_count += alpha[i] < 0.1f;
+        f_count += a > 0.9;
+        b_count += a < 0.1;
     }
-    float f_prev_init[3], b_prev_init[3];
     for (int c = 0; c < 3; c++) {
-        f_prev_init[c] = (float)(f_mean[c] / (f_count + 1e-5));
-        b_prev_init[c] = (float)(b_mean[c] / (b_count + 1e-5));
+        f_prev_init[c] = (float)(f_prev_init[c] / (f_count + 1e-5));
+        b_prev_init[c] = (float)(b_prev_init[c] / (b_count + 1e-5));
     }
 
     /* The largest level is the image, and F is computed in the output at
@@ -128,8 +165,10 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
     float *f_prev = malloc(prev_pixels * 3 * sizeof *f_prev);
     float *b_prev = malloc(prev_pixels * 3 * sizeof *b_prev);
     int *xs = malloc((size_t)W0 * sizeof *xs), *ys = malloc((size_t)H0 * sizeof *ys);
-    if (!colour || !lev_alpha || !b_cur || !f_prev || !b_prev || !xs || !ys) {
+    atomic_int *progress = malloc((size_t)H0 * sizeof *progress);
+    if (!colour || !lev_alpha || !b_cur || !f_prev || !b_prev || !xs || !ys || !progress) {
         free(colour), free(lev_alpha), free(b_cur), free(f_prev), free(b_prev), free(xs), free(ys);
+        free(progress);
         set_error(err, U2NET_ENOMEM, "out of memory estimating the foreground of a %dx%d image",
                   W0, H0);
         return U2NET_ENOMEM;
@@ -171,10 +210,8 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
         }
         const int iterations =
             w <= FG_SMALL_SIZE && h <= FG_SMALL_SIZE ? FG_SMALL_ITERATIONS : FG_BIG_ITERATIONS;
-        for (int it = 0; it < iterations; it++) {
-            sweep(colour, lev_alpha, f, b, w, h, 0, threads);
-            sweep(colour, lev_alpha, f, b, w, h, 1, threads);
-        }
+        for (int it = 0; it < iterations; it++)
+            sweep(colour, lev_alpha, f, b, w, h, progress, threads);
         if (l < levels) {
             memcpy(f_prev, f, n * 3 * sizeof *f);
             memcpy(b_prev, b, n * 3 * sizeof *b);
@@ -182,5 +219,6 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
         w_prev = w, h_prev = h;
     }
     free(colour), free(lev_alpha), free(b_cur), free(f_prev), free(b_prev), free(xs), free(ys);
+    free(progress);
     return 0;
 }

@@ -255,7 +255,7 @@ void u2net_guided_params(int width, int height, int net_side, int radius, int *r
     const int net = net_side > 0 ? net_side : U2NET_GUIDED_DEFAULT_NET_SIDE;
     int r = radius;
     if (r <= 0) {
-        r = (int)lround(2.0 * side / net);
+        r = (int)lround(4.0 * side / net);
         r = r < 2 ? 2 : r > U2NET_GUIDED_MAX_RADIUS ? U2NET_GUIDED_MAX_RADIUS : r;
     }
     /* s = r / 4 keeps 4 grid cells per radius (He and Sun's choice); the

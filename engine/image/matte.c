@@ -44,7 +44,7 @@ void u2net_mask_opts_default(u2net_mask_opts *o)
     o->alpha_from_mask = 0;
     o->guided = 0;
     o->guided_radius = 0;
-    o->guided_eps = 1e-3f;
+    o->guided_eps = 1e-4f;
     o->alpha_matting = 0;
     o->matting_fg_threshold = 240;
     o->matting_bg_threshold = 10;
