@@ -17,15 +17,7 @@ WARN     := -Wall -Wextra -Werror
 ENGINE_DIRS := engine engine/model engine/graph engine/cpu engine/image
 CPPFLAGS += $(addprefix -I,$(ENGINE_DIRS)) -Ikernels -D_DEFAULT_SOURCE
 ALL_CFLAGS := -std=c11 $(WARN) -fPIC -fopenmp $(CFLAGS)
-# BLAS=none: no OpenBLAS; the im2col kernel's matrix products run on the
-# engine's own loops (kernels/gemm.c), for machines without the library.
-BLAS     ?= openblas
-ifeq ($(BLAS),none)
-CPPFLAGS += -DU2NET_NO_BLAS
 LDLIBS   += -lm
-else
-LDLIBS   += -lopenblas -lm
-endif
 LDFLAGS  += -fopenmp
 
 VERSION  := $(shell sed -n 's/^\#define U2NET_VERSION_STRING "\(.*\)"/\1/p' engine/u2net.h)
@@ -136,14 +128,14 @@ sanitize:
 # make tsan: the library and tests/test_threads.c built with ThreadSanitizer
 # into build/tsan, and the test of 8 threads sharing one model run on them.
 # Each context runs one OpenMP thread (test_threads asks for 1, and
-# OMP_NUM_THREADS=1 covers the rest): the OpenMP and OpenBLAS runtimes are not
+# OMP_NUM_THREADS=1 covers the rest): the OpenMP runtime is not
 # instrumented, so TSan would not see their own synchronisation between the
 # threads of a team and would report races that are not there.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 tsan:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" \
 	  LDFLAGS="-fopenmp $(TSAN_FLAGS)" $(BUILD)/tsan/test_threads
-	U2NET_BUILD=$(abspath $(BUILD)/tsan) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	U2NET_BUILD=$(abspath $(BUILD)/tsan) OMP_NUM_THREADS=1 \
 	  $(PYTHON) tests/run.py test_threads
 
 # make fuzz FUZZ_SECONDS=N: each libFuzzer target (tests/fuzz/README.md)
@@ -172,7 +164,7 @@ $(BUILD)/fuzz/%_avx512.o: kernels/%_avx512.c $(FUZZ_HEADERS)
 	clang $(FUZZ_ISA_FLAGS) $(AVX512_FLAGS) -c $< -o $@
 # Image decoding again under MemorySanitizer, which sees reads of
 # uninitialised memory (ASan does not). Only the decoding sources: MSan needs
-# all the code it runs instrumented, and OpenBLAS is not.
+# all the code it runs instrumented, and libgomp is not.
 MSAN_IMAGE_SRC := engine/image/image.c engine/image/stb_impl.c engine/error.c engine/image/fileio.c
 $(BUILD)/fuzz/fuzz_image_msan: tests/fuzz/fuzz_image.c $(MSAN_IMAGE_SRC) $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)

@@ -544,7 +544,6 @@ int main(int argc, char **argv)
                 MAX_THREADS);
         return 2;
     }
-    gemm_single_threaded(); /* as the engine: the kernels split the work themselves */
     if (!strcmp(mode, "speed"))
         speed_table(reps);
     else if (!strcmp(mode, "accuracy"))

@@ -1,27 +1,14 @@
-/* gemm.c - the one matrix product the kernels use (im2col's): OpenBLAS's
- * SGEMM, or, in a build without a BLAS (make BLAS=none, U2NET_NO_BLAS),
- * plain loops blocked for the cache. The engine splits the work over its
- * own threads: both run on the calling thread alone. */
+/* gemm.c - the one matrix product the kernels use (im2col's), the engine's
+ * own loops. A BLAS buys nothing measurable here (im2col runs only the
+ * strided stem and a few deep dilated layers: U2Net 409 against 408 ms,
+ * ISNet 970 against 990 ms with OpenBLAS) and costs much: its threads
+ * reserve about 270 MB of address space at load, and under an address-space
+ * limit its allocator retries a failed mmap for ever (bench/README.md). */
 #include "kernels.h"
 
-#ifndef U2NET_NO_BLAS
-#include <cblas.h>
-
-void gemm_accumulate(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                     float *c, int ldc)
-{
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 1.0f, c,
-                ldc);
-}
-
-void gemm_single_threaded(void)
-{
-    openblas_set_num_threads(1);
-}
-#else
-/* c[i][j] += sum_p a[i][p] b[p][j], in blocks of columns so that a block
- * of b's rows and c's row stay in cache; the inner loop runs along a row of
- * b and of c, which compilers vectorise. */
+/* c[i][j] += sum_p a[i][p] b[p][j], in blocks of columns so that a block of
+ * b's rows and c's row stay in cache; the inner loop runs along a row of b
+ * and of c, which compilers vectorise. */
 void gemm_accumulate(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float *c, int ldc)
 {
@@ -39,8 +26,3 @@ void gemm_accumulate(int m, int n, int k, const float *a, int lda, const float *
         }
     }
 }
-
-void gemm_single_threaded(void)
-{
-}
-#endif

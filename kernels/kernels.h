@@ -60,12 +60,9 @@ typedef struct {
 void conv3x3_ref(const conv3x3_args *a, int threads);
 
 /* c [m x n] += a [m x k] b [k x n], row-major with the given row strides,
- * on the calling thread (gemm.c: OpenBLAS's SGEMM, or the engine's own loops
- * in a build without a BLAS). gemm_single_threaded keeps the BLAS from
- * starting threads of its own: the engine's OpenMP threads call it. */
+ * on the calling thread (gemm.c). */
 void gemm_accumulate(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                      float *c, int ldc);
-void gemm_single_threaded(void);
 
 /* The same convolution as im2col over tiles of output pixels + a GEMM,
  * with bias, ReLU and the residual add fused into the tile's epilogue. The

@@ -35,9 +35,9 @@ def _limit_address_space():
 def run_limited(args):
     """Runs the program with its address space capped; returns (status,
     stderr text, seconds)."""
-    # one thread each: OpenMP and OpenBLAS size their per-thread buffers by
-    # the number of cores, which has nothing to do with the input
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    # one thread each: OpenMP sizes its per-thread stacks by the number of
+    # cores, which has nothing to do with the input
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     t0 = time.monotonic()
     p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, preexec_fn=_limit_address_space, env=env, timeout=60)

@@ -37,7 +37,7 @@ def test_install_and_build_against_it():
         testlib.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o", exe,
                      os.path.join(testlib.ROOT, "tests", "api_example.c"), "-static-libgcc"]
                     + [f for f in flags if f != "-lu2net"]
-                    + [os.path.join(prefix, "lib", "libu2net.a"), "-lopenblas", "-lm", "-fopenmp"]
+                    + [os.path.join(prefix, "lib", "libu2net.a"), "-lm", "-fopenmp"]
                     # the link flags the library was built with (sanitizers under make sanitize)
                     + os.environ.get("U2NET_LDFLAGS", "").split())
         if not os.path.exists(MODEL):

@@ -335,9 +335,6 @@ backend *cpu_backend_new(int threads, const cpu_options *o, u2net_error *err)
     else
         cpu_options_default(&c->opt);
     c->opt.isa = kernel_isa_clamp(c->opt.isa);
-    /* The engine splits work over its own OpenMP threads and calls SGEMM on
-     * tiles from each of them: OpenBLAS must not start threads of its own. */
-    gemm_single_threaded();
     return &c->base;
 }
 

@@ -3,8 +3,7 @@
 # with an NVIDIA GPU, in one run of a few minutes (tests/gpu/README.md):
 # builds with CUDA=1, runs every model's goldens on the GPU, a
 # compute-sanitizer memcheck run, and the GPU benchmark; the table and the
-# logs go to OUT. Needs nvcc, a GPU, python3 with numpy and torch (CUDA);
-# OpenBLAS is used when its header is there (else BLAS=none).
+# logs go to OUT. Needs nvcc, a GPU, python3 with numpy and torch (CUDA).
 set -u
 OUT=${1:?usage: tests/gpu/run.sh OUTDIR}
 mkdir -p "$OUT"
@@ -17,11 +16,9 @@ step() { echo "== $* ($(date +%T))"; }
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 nproc
-BLAS=openblas
-echo '#include <cblas.h>' | cc -E -x c - >/dev/null 2>&1 || BLAS=none
 
-step "make CUDA=1 BLAS=$BLAS"
-make -j"$(nproc)" CUDA=1 BLAS=$BLAS build/cuda/u2net >"$OUT/build.txt" 2>&1 || {
+step "make CUDA=1"
+make -j"$(nproc)" CUDA=1 build/cuda/u2net >"$OUT/build.txt" 2>&1 || {
     tail -30 "$OUT/build.txt"; echo "FAIL: the CUDA build"; exit 1; }
 
 step "goldens, memcheck and benchmark"
