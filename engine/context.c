@@ -55,6 +55,7 @@ static backend *make_backend(const u2net_ctx_opts *o, int threads, char *name, s
     cpu_options_default(&c);
     c.isa = kernel_isa_clamp(o->isa == U2NET_ISA_PORTABLE ? KERNEL_ISA_PORTABLE
                              : o->isa == U2NET_ISA_AVX2   ? KERNEL_ISA_AVX2
+                             : o->isa == U2NET_ISA_NEON   ? KERNEL_ISA_NEON
                                                           : KERNEL_ISA_AVX512);
     snprintf(name, cap, "%s", kernel_isa_name(c.isa));
     return cpu_backend_new(threads, &c, err);

@@ -58,9 +58,12 @@ enum {
  * creating the context fails with U2NET_EDEVICE and a one-line reason. */
 typedef enum { U2NET_DEVICE_CPU = 0, U2NET_DEVICE_CUDA = 1 } u2net_device;
 
-/* The CPU fast kernels' instruction set: the best this CPU has, or at most
- * AVX2, or the portable C loops (for comparing them on one machine). */
-typedef enum { U2NET_ISA_BEST = 0, U2NET_ISA_AVX2 = 1, U2NET_ISA_PORTABLE = 2 } u2net_isa;
+/* The CPU fast kernels' instruction set: the best this CPU has (AVX-512 or
+ * AVX2 on x86, NEON on ARM64), or at most AVX2 (NEON: the same level), or
+ * the portable C loops (for comparing them on one machine). */
+typedef enum {
+    U2NET_ISA_BEST = 0, U2NET_ISA_AVX2 = 1, U2NET_ISA_PORTABLE = 2, U2NET_ISA_NEON = 3
+} u2net_isa;
 
 /* How a context runs; u2net_ctx_opts_default gives the defaults (in
  * brackets). */
@@ -129,7 +132,7 @@ u2net_ctx *u2net_ctx_new_opts(const u2net_model *m, const u2net_ctx_opts *o, u2n
 u2net_ctx *u2net_ctx_new(const u2net_model *m, int threads, u2net_error *err);
 void u2net_ctx_free(u2net_ctx *c);
 /* What the context runs: "reference", the CPU fast path's instruction set
- * ("avx512", "avx2", "portable"), or "cuda" ("cuda tf32" when fast). */
+ * ("avx512", "avx2", "neon", "portable"), or "cuda" ("cuda tf32" when fast). */
 const char *u2net_ctx_backend_name(const u2net_ctx *c);
 /* Bytes of activation memory planned for the last input size and batch. */
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c);

@@ -1,8 +1,8 @@
 /* conv3x3_direct.c - 3x3 dilated convolution computed directly, for layers
  * with few input or few output channels: the split of the work into tasks,
  * the strips and weight panels the loops read, the software prefetch, the
- * portable loops, the choice of the AVX2 / AVX-512 loops
- * (conv3x3_direct_avx2.c, conv3x3_direct_avx512.c) and the measured rule
+ * portable loops, the choice of the AVX2 / AVX-512 / NEON loops
+ * (conv3x3_direct_avx2.c, _avx512.c, _neon.c) and the measured rule
  * for when it beats Winograd. Shapes and the loop nests are described in
  * kernels.h.
  *
@@ -314,6 +314,9 @@ void conv3x3_direct(kernel_isa isa, const conv3x3_args *a, int threads)
         outblock = conv3x3_direct_outblock_avx512, rowblock = conv3x3_direct_rowblock_avx512;
     else if (isa == KERNEL_ISA_AVX2)
         outblock = conv3x3_direct_outblock_avx2, rowblock = conv3x3_direct_rowblock_avx2;
+#elif defined(__aarch64__)
+    if (isa == KERNEL_ISA_NEON)
+        outblock = conv3x3_direct_outblock_neon, rowblock = conv3x3_direct_rowblock_neon;
 #else
     (void)isa;
 #endif

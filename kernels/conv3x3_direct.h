@@ -1,6 +1,6 @@
 /* conv3x3_direct.h - what conv3x3_direct.c (the work split, strips,
  * prefetch, portable loops) shares with its per-ISA loops
- * (conv3x3_direct_avx2.c, conv3x3_direct_avx512.c). Not part of the
+ * (conv3x3_direct_avx2.c, _avx512.c, _neon.c). Not part of the
  * kernels' interface (kernels.h). */
 #ifndef U2NET_CONV3X3_DIRECT_H
 #define U2NET_CONV3X3_DIRECT_H
@@ -114,6 +114,8 @@ void conv3x3_direct_rowblock_avx2(const conv3x3_args *p, int co, int y0, int ny)
 void conv3x3_direct_outblock_avx512(const conv3x3_args *p, int co0, int nco, int y0,
                                     int ny);
 void conv3x3_direct_rowblock_avx512(const conv3x3_args *p, int co, int y0, int ny);
+void conv3x3_direct_outblock_neon(const conv3x3_args *p, int co0, int nco, int y0, int ny);
+void conv3x3_direct_rowblock_neon(const conv3x3_args *p, int co, int y0, int ny);
 
 
 #endif

@@ -1,8 +1,8 @@
 /* conv3x3_winograd.c - 3x3 dilated convolution by Winograd F(4x4, 3x3): the
  * algorithm, the split of the work over threads, the portable hot loops,
- * and the measured rule for when the kernel beats im2col. The AVX2 and
- * AVX-512 hot loops are in conv3x3_winograd_avx2.c and _avx512.c; the data
- * layouts they share are in conv3x3_winograd.h.
+ * and the measured rule for when the kernel beats im2col. The AVX2, AVX-512
+ * and NEON hot loops are in conv3x3_winograd_avx2.c, _avx512.c and _neon.c;
+ * the data layouts they share are in conv3x3_winograd.h.
  *
  * A 3x3 convolution with dilation d is a plain 3x3 convolution on each of
  * the d*d interleaved sub-grids (y mod d, x mod d); each sub-grid is cut into
@@ -225,8 +225,8 @@ static void gemm_portable(const float *u, size_t u_xi, int npanels, int kc, cons
 typedef float wino_vec __attribute__((vector_size(MR * sizeof(float))));
 #include "conv3x3_winograd_weights.h"
 
-static void pack_portable(const float *weight, int cin, int cout, int co0, int nco, int k0, int kc,
-                          float *u, size_t u_xi)
+void wino_pack_portable(const float *weight, int cin, int cout, int co0, int nco, int k0,
+                        int kc, float *u, size_t u_xi)
 {
     const int npanels = (nco + MR - 1) / MR;
     for (int p = 0; p < npanels; p++)
@@ -250,16 +250,19 @@ static void pack_portable(const float *weight, int cin, int cout, int co0, int n
 }
 
 static const wino_loops portable_loops = {
-    input_group_portable, output_group_portable, gemm_portable, pack_portable, NULL, NULL, 0,
+    input_group_portable, output_group_portable, gemm_portable, wino_pack_portable, NULL, NULL, 0,
 };
 
 static const wino_loops *loops_for(kernel_isa isa)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    if (isa >= KERNEL_ISA_AVX512)
+    if (isa == KERNEL_ISA_AVX512)
         return &wino_loops_avx512;
-    if (isa >= KERNEL_ISA_AVX2)
+    if (isa == KERNEL_ISA_AVX2)
         return &wino_loops_avx2;
+#elif defined(__aarch64__)
+    if (isa == KERNEL_ISA_NEON)
+        return &wino_loops_neon;
 #else
     (void)isa;
 #endif

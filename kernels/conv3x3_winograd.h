@@ -1,6 +1,6 @@
 /* conv3x3_winograd.h - what conv3x3_winograd.c (the algorithm, the work
  * split, the portable loops) shares with its per-ISA hot loops
- * (conv3x3_winograd_avx2.c, conv3x3_winograd_avx512.c). Not part of the
+ * (conv3x3_winograd_avx2.c, _avx512.c, _neon.c). Not part of the
  * kernels' interface (kernels.h).
  *
  * Tiles. Sub-grid (ry, rx) of a convolution with dilation d holds the
@@ -85,7 +85,12 @@ typedef struct {
     int wide_lanes;
 } wino_loops;
 
-extern const wino_loops wino_loops_avx2, wino_loops_avx512;
+extern const wino_loops wino_loops_avx2, wino_loops_avx512, wino_loops_neon;
+
+/* The portable weight transform (the pack of wino_loops), which the NEON
+ * loops use too: with no gather instruction theirs would be the same. */
+void wino_pack_portable(const float *weight, int cin, int cout, int co0, int nco, int k0,
+                        int kc, float *u, size_t u_xi);
 
 /* Image column of the tile in each of the n lanes of the group starting at
  * tile q0 of its tile row (above). */

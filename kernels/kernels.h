@@ -19,14 +19,22 @@
 
 /* Instruction sets of the fast kernels. Each fast kernel takes the one to
  * use, so that tests and benchmarks can run the AVX2 and portable loops on
- * a machine with AVX-512 too; callers pass kernel_isa_best() or less.
- *   KERNEL_ISA_AVX512  AVX-512 F, VL, DQ and BW (with FMA)
- *   KERNEL_ISA_AVX2    AVX2, FMA and F16C
- *   KERNEL_ISA_PORTABLE plain C that compilers vectorise */
-typedef enum { KERNEL_ISA_PORTABLE = 0, KERNEL_ISA_AVX2 = 1, KERNEL_ISA_AVX512 = 2 } kernel_isa;
+ * a machine with AVX-512 too; callers pass an ISA kernel_isa_runs() accepts.
+ *   KERNEL_ISA_AVX512  AVX-512 F, VL, DQ and BW (with FMA)        x86, level 2
+ *   KERNEL_ISA_AVX2    AVX2, FMA and F16C                         x86, level 1
+ *   KERNEL_ISA_NEON    Advanced SIMD with FMA and float16 (ARMv8-A) aarch64, level 1
+ *   KERNEL_ISA_PORTABLE plain C that compilers vectorise          level 0 */
+typedef enum {
+    KERNEL_ISA_PORTABLE = 0, KERNEL_ISA_AVX2 = 1, KERNEL_ISA_AVX512 = 2, KERNEL_ISA_NEON = 3,
+    KERNEL_ISA_COUNT = 4
+} kernel_isa;
 kernel_isa kernel_isa_best(void);
-/* min(wanted, kernel_isa_best()) */
+/* The ISA of this CPU of the highest level up to wanted's: kernel_isa_best()
+ * when wanted's level is at least its level (so AVX-512 asked of an ARM CPU
+ * gives NEON), the portable loops for level 0. */
 kernel_isa kernel_isa_clamp(kernel_isa wanted);
+/* 1 when this CPU runs isa's loops (kernel_isa_clamp(isa) == isa). */
+int kernel_isa_runs(kernel_isa isa);
 const char *kernel_isa_name(kernel_isa isa);
 
 /* One 3x3 convolution (stride s, dilation d, zero padding d), with bias,
@@ -137,10 +145,12 @@ void resize_bilinear_rows(const float *in, int c, int ih, int iw, float *out, in
                           int y0, int y1);
 
 /* float16 (IEEE binary16 bits) to float32, exactly (every value): n values
- * with the loops of isa (F16C with AVX2 or better), split over threads;
- * and the F16C loop itself (half_f16c_avx2.c). One value: half.h. */
+ * with the loops of isa (F16C with AVX2 or better, FCVTL with NEON), split
+ * over threads; and those loops themselves (half_f16c_avx2.c, half_neon.c,
+ * the latter on aarch64 only). One value: half.h. */
 void half_to_float_n(kernel_isa isa, const uint16_t *src, float *dst, size_t n, int threads);
 void half_to_float_f16c(const uint16_t *src, float *dst, size_t n);
+void half_to_float_neon(const uint16_t *src, float *dst, size_t n);
 
 /* x[i] = 1 / (1 + exp(-x[i])) in place. */
 void sigmoid_inplace(float *x, size_t n);

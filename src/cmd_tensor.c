@@ -21,8 +21,8 @@ static const char usage[] =
     "  image in order (7 for U2Net: d0..d6; 6 for ISNet: d1..d6).\n"
     "  --batch N     IN holds N images, run at once (1..256; default 1)\n"
     "  --device D    cpu (default) or cuda (a build with make CUDA=1)\n"
-    "  --isa I       the CPU fast kernels' instruction set at most: avx512, avx2\n"
-    "                or portable (default: the best this CPU has)\n"
+    "  --isa I       the CPU fast kernels' instruction set at most: avx512, avx2,\n"
+    "                neon (ARM64) or portable (default: the best this CPU has)\n"
     "  --reference   the plain forward pass with the reference kernels (slow; for\n"
     "                testing)\n"
     "  --fast        CUDA: TF32 matrix products; --gpu N: the CUDA device\n";

@@ -44,7 +44,7 @@ int ctx_args_parse(ctx_args *a, int argc, char **argv, int *i, long threads_min)
         a->opts.threads = (int)n;
     } else if (!strcmp(opt, "--isa")) {
         if (isa_from_name(v, &a->opts.isa) != 0) {
-            print_error("--isa: '%s' is not avx512, avx2 or portable", v);
+            print_error("--isa: '%s' is not avx512, avx2, neon or portable", v);
             return -1;
         }
         a->isa = v;

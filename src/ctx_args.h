@@ -1,6 +1,6 @@
 /* ctx_args.h - the command-line options that choose how a context runs,
  * shared by `u2net tensor` and `u2net bench`:
- *   --device cpu|cuda   --threads N   --isa avx512|avx2|portable
+ *   --device cpu|cuda   --threads N   --isa avx512|avx2|neon|portable
  *   --reference         --fast (CUDA: TF32)   --gpu N (CUDA device) */
 #ifndef U2NET_CTX_ARGS_H
 #define U2NET_CTX_ARGS_H

@@ -225,6 +225,8 @@ int isa_from_name(const char *name, u2net_isa *isa)
         *isa = U2NET_ISA_BEST;
     else if (!strcmp(name, "avx2"))
         *isa = U2NET_ISA_AVX2;
+    else if (!strcmp(name, "neon"))
+        *isa = U2NET_ISA_NEON;
     else if (!strcmp(name, "portable"))
         *isa = U2NET_ISA_PORTABLE;
     else

@@ -45,7 +45,7 @@ const char *path_extension(const char *path);
 int str_eq_ci(const char *a, const char *b);
 
 /* --isa NAME: the CPU instruction set of that name ("avx512" is the best
- * this CPU has, "avx2", "portable"). Returns 0, or -1 for another name. */
+ * this CPU has, "avx2", "neon", "portable"). Returns 0, or -1 for another name. */
 int isa_from_name(const char *name, u2net_isa *isa);
 
 /* --device NAME: "cpu" or "cuda". Returns 0, or -1 for another name. */
