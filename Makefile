@@ -25,6 +25,24 @@ VERSION  := $(shell sed -n 's/^\#define U2NET_VERSION_STRING "\(.*\)"/\1/p' engi
 ENGINE_SRC  := $(wildcard $(addsuffix /*.c,$(ENGINE_DIRS)))
 KERNEL_SRC  := $(wildcard kernels/*.c)
 PROGRAM_SRC := $(wildcard src/*.c)
+# u2net serve's HTTP side needs libmicrohttpd (Debian: libmicrohttpd-dev),
+# found by pkg-config; without it everything else builds and `u2net serve`
+# says how to get it. HTTP=0 leaves it out where it is installed. The
+# setting is kept in a file whose change rebuilds cmd_serve.o.
+HTTP ?= $(shell pkg-config --exists libmicrohttpd 2>/dev/null && echo 1 || echo 0)
+HTTP_SETTING := $(BUILD)/http.setting
+$(shell mkdir -p $(BUILD) && echo $(HTTP) | cmp -s - $(HTTP_SETTING) || echo $(HTTP) > $(HTTP_SETTING))
+$(BUILD)/src/cmd_serve.o: $(HTTP_SETTING)
+ifeq ($(HTTP),1)
+$(BUILD)/src/cmd_serve.o: CPPFLAGS += -DU2NET_WITH_HTTP
+$(BUILD)/src/serve_http.o: CPPFLAGS += $(shell pkg-config --cflags libmicrohttpd)
+PROGRAM_LDLIBS := $(shell pkg-config --libs libmicrohttpd) -pthread
+else
+PROGRAM_SRC := $(filter-out src/serve_http.c,$(PROGRAM_SRC))
+PROGRAM_LDLIBS := -pthread
+endif
+# the web page of u2net serve, built into the program (src/serve_page.c)
+$(BUILD)/src/serve_page.o: src/serve_page.html
 LIB_OBJ     := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC) $(KERNEL_SRC))
 
 # The CUDA backend (cuda/): its plan in C and its kernels and glue for nvcc,
@@ -76,7 +94,7 @@ $(BUILD)/libu2net.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/u2net: $(PROGRAM_OBJ) $(BUILD)/libu2net.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(PROGRAM_LDLIBS)
 
 $(BUILD)/test_kernels: tests/test_kernels.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -15,4 +15,7 @@ int cmd_bench(int argc, char **argv);
 /* `u2net models`: the models -m NAME can find, built-in first. */
 int cmd_models(int argc, char **argv);
 
+/* `u2net serve`: background removal over HTTP, with a web page. */
+int cmd_serve(int argc, char **argv);
+
 #endif
