@@ -355,27 +355,24 @@ static enum MHD_Result on_form_data(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* Takes a piece of the body. */
-static void take_body(request *rq, const char *data, size_t size)
+/* Takes a piece of the body; -1 when the connection is to be closed
+ * without an answer. libmicrohttpd queues an answer only on the headers or
+ * after the whole body, so a refusal found part way is answered once the
+ * rest has been read and dropped (within --max-body); a body that outgrows
+ * --max-body without a Content-Length, or outlasts --timeout, cannot be
+ * answered and is cut off. */
+static int take_body(request *rq, const char *data, size_t size)
 {
     const serve_http_config *c = &rq->srv->cfg;
-    if (rq->refuse_status)
-        return;
-    if (now_seconds() - rq->start > c->timeout) {
-        refuse(rq, MHD_HTTP_REQUEST_TIMEOUT, "the upload took longer than the server's --timeout "
-               "of %g s", c->timeout);
-        return;
-    }
-    if (size > c->max_body - rq->received) {
-        refuse(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is over the server's --max-body of %zu "
-               "bytes", c->max_body);
-        return;
-    }
+    if (now_seconds() - rq->start > c->timeout || size > c->max_body - rq->received)
+        return -1;
     rq->received += size;
+    if (rq->refuse_status)
+        return 0;
     if (rq->received > rq->reserved && reserve(rq, rq->received - rq->reserved) != 0) {
         refuse(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "the server holds as many uploads as it may; "
                "try again");
-        return;
+        return 0;
     }
     if (rq->form) {
         if (MHD_post_process(rq->form, data, size) != MHD_YES)
@@ -383,6 +380,7 @@ static void take_body(request *rq, const char *data, size_t size)
     } else {
         append_image(rq, data, size);
     }
+    return 0;
 }
 
 /* The Content-Type's media type, lower case, without its parameters. */
@@ -558,14 +556,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->answered)
         return *upload_size = 0, MHD_YES;
     if (*upload_size) {
-        take_body(rq, upload_data, *upload_size);
+        const int rc = take_body(rq, upload_data, *upload_size);
         *upload_size = 0;
-        /* a body refused part way is answered at once, and the connection
-         * closes after the answer (or without one, where libmicrohttpd
-         * cannot send it yet) */
-        if (rq->refuse_status)
-            return send_error(rq, rq->refuse_status, "%s", rq->refuse_msg);
-        return MHD_YES;
+        return rc == 0 ? MHD_YES : MHD_NO;
     }
     if (!rq->queued)
         return finish_upload(rq);

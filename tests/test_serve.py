@@ -244,11 +244,12 @@ def test_hostile_requests():
         got = raw_exchange(port, b"POST /api/remove HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                                  b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n", read_timeout=10)
         assert status_of(got) == 413, got[:200]
-        # chunked, no length, past the limit: refused part way
+        # chunked, no length, past the limit: cut off once past it (an
+        # answer can only come on the headers or after the whole body)
         chunk = b"%x\r\n%s\r\n" % (65536, b"\0" * 65536)
         got = raw_exchange(port, b"POST /api/remove HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                                  b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 20, read_timeout=10)
-        assert status_of(got) in (413, None), got[:200]
+        assert got == b"", got[:200]
         # a PNG bomb (100000 x 100000 in its header), over the pixels limit
         bomb = bytearray(png_bytes(np.zeros((8, 8, 3), np.uint8)))
         bomb[16:24] = (100000).to_bytes(4, "big") * 2
@@ -283,9 +284,11 @@ def test_hostile_requests():
         body, ctype = multipart(photo, {})
         status, _, _ = s.request("POST", "/api/remove", body=body[:-40], headers={"Content-Type": ctype})
         assert status == 400
-        body2, ctype2 = multipart(photo, {})
-        two = body2.replace(b"--\r\n", b"") + body2[body2.index(b"\r\n") + 2:]
-        assert s.request("POST", "/api/remove", body=two, headers={"Content-Type": ctype2})[0] in (200, 400)
+        part = (b'--BB12\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n' + photo
+                + b"\r\n")
+        two, ctype2 = part + part + b"--BB12--\r\n", "multipart/form-data; boundary=BB12"
+        status, _, body = s.request("POST", "/api/remove", body=two, headers={"Content-Type": ctype2})
+        assert status == 400 and b"one image per request" in body, (status, body)
         # a truncated upload: the client sends half its body and goes away
         for _ in range(5):
             c = socket.create_connection(("127.0.0.1", port))
@@ -293,7 +296,7 @@ def test_hostile_requests():
                       + photo[:len(photo) // 2])
             c.close()
         # a slow client (a byte every 0.2 s) holds no worker: with one worker,
-        # other requests are served meanwhile; it gets 408 at --timeout
+        # other requests are served meanwhile; it is cut off at --timeout
         result = {}
         slow = threading.Thread(target=lambda: result.setdefault("status", slow_upload(port, 100, 0.2)))
         slow.start()
@@ -304,7 +307,7 @@ def test_hostile_requests():
             assert status == 200
         assert time.time() - t0 < 2.5, "requests waited for the slow client"
         slow.join()
-        assert result["status"] in (408, "closed"), result
+        assert result["status"] in ("closed", None), result
         # 1,000 connections opened and dropped, some with half a request line
         for i in range(1000):
             c = socket.create_connection(("127.0.0.1", port))
