@@ -4,15 +4,15 @@
  * epsilon 1e-7, colours in 0..1, the Laplacian's rows of the unknown pixels
  * solved with the known ones fixed (L_UU x = -L_UK x_K).
  *
- * The solver is preconditioned conjugate gradients on L_UU, stored as 25
- * float coefficients a row (the 5x5 neighbourhood a pixel shares windows
- * with), the preconditioner an incomplete Cholesky factorization without
+ * The solver is preconditioned conjugate gradients on L_UU, stored as the
+ * lower half of each row's 25 float coefficients (the 5x5 neighbourhood a
+ * pixel shares windows with), the preconditioner an incomplete Cholesky factorization without
  * fill, IC(0), of each block of MATTING_STRIP_ROWS image rows (block
  * Jacobi: the blocks are independent, so they factor and solve on separate
  * threads; they are fixed in the image, so the result does not depend on
  * the thread count). At most U2NET_MATTING_MAX_ITERATIONS iterations.
  *
- * Memory is about 300 bytes an unknown pixel and 9 bytes an image pixel.
+ * Memory is about 170 bytes an unknown pixel and 9 bytes an image pixel.
  * When more than MATTING_MAX_VARIABLES pixels are unknown, the image is
  * solved in bands of rows holding at most that many with MATTING_MARGIN
  * rows of overlap each side: a band's unknowns beyond its margins are fixed
@@ -21,6 +21,7 @@
  * (README.md, Clean edges, has its measured error against the whole
  * solve). */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,8 @@
 #include "image_internal.h"
 
 #define MATTING_EPSILON 1e-7
-#define MATTING_TOLERANCE 1e-6     /* stop when |r| <= this * |b| */
-#define MATTING_STRIP_ROWS 64      /* rows of an IC(0) block */
+#define MATTING_TOLERANCE 1e-5     /* stop when |r| <= this * |b| */
+#define MATTING_STRIP_ROWS 256     /* rows of an IC(0) block */
 #define MATTING_MAX_VARIABLES (1 << 20)
 #define MATTING_MARGIN 32
 #define SLOTS 25                   /* the 5x5 neighbourhood, raster order */
@@ -191,24 +192,36 @@ static void window_at(const u2net_image *img, int cx, int cy, window_stats *ws)
 }
 
 /* The state of one solve: the variables are the unknown pixels of rows
- * [y0, y1); every other pixel is fixed at fixed[]. */
+ * [y0, y1); every other pixel is fixed at fixed[]. L_UU is symmetric and
+ * its rows have the 5x5 pattern of their pixel, so a row keeps its lower
+ * half (slots 0..DIAG) and the neighbours are found through var_of, a map
+ * of the image padded by 2 pixels a side: a slot's variable is var_of at
+ * the pixel's padded index + slot_offset - 1, -1 (none) for a fixed pixel
+ * or the padding. Index -1 of a and p is a zero row and a zero, so that the
+ * product needs no test. */
 typedef struct {
     const u2net_image *img;
     const unsigned char *trimap;
     float *fixed;          /* W*H: the current alpha, 0..1 */
-    int32_t *var_of;       /* W*H: variable index, -1 for fixed pixels */
+    int32_t *var_of;       /* (W+4)*(H+4): variable index + 1, 0 for none */
+    ptrdiff_t slot_offset[SLOTS]; /* padded index of each slot from the centre's */
     /* per variable */
     size_t n;
-    int32_t *pixel;        /* its pixel index */
-    float *a;              /* [n, SLOTS] L_UU */
-    int32_t *col;          /* [n, SLOTS] the variable of each slot, -1 when none */
+    int64_t *pad;          /* its padded pixel index */
+    float *a, *a_base;     /* [n, DIAG + 1] the lower half of L_UU; a_base has row -1 */
     float *ic;             /* [n, DIAG + 1] IC(0): the lower slots, then the diagonal */
-    double *b, *x, *r, *z, *p, *q;
+    double *b, *x, *r, *z, *p, *p_base, *q;
     /* IC(0) blocks: variables [block_start[k], block_start[k + 1]) */
     int n_blocks;
     size_t *block_start;
-    double *partial;       /* a reduction's per-block sums */
+    double *partial;       /* a reduction's per-block sums, two a block */
 } solve_state;
+
+/* The variable in slot s of the row of the variable at padded index pad. */
+static inline int32_t slot_var(const solve_state *st, int64_t pad, int s)
+{
+    return st->var_of[pad + st->slot_offset[s]] - 1;
+}
 
 /* Rows of L_UU and b for variables [v0, v1), all on image row y. cache holds
  * the windows centred on rows y-1..y+1 (3 x W, computed when first used;
@@ -218,9 +231,10 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
 {
     const u2net_image *img = st->img;
     const int W = img->width, H = img->height;
+    const int64_t Wp = W + 4;
     for (size_t v = v0; v < v1; v++) {
-        const size_t pi = (size_t)st->pixel[v];
-        const int x = (int)(pi % (size_t)W);
+        const int x = (int)(st->pad[v] % Wp) - 2;
+        const size_t pi = (size_t)y * W + x;
         double acc[SLOTS] = {0};
         double rhs = 0.0;
         double ci_colour[3];
@@ -251,26 +265,20 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
                     const double value = (pj == pi ? 1.0 : 0.0) -
                         (1.0 + t0 * (cj[0] - ws->mean[0]) + t1 * (cj[1] - ws->mean[1]) +
                          t2 * (cj[2] - ws->mean[2])) / 9.0;
-                    if (st->var_of[pj] >= 0)
+                    if (st->var_of[(int64_t)(jy + 2) * Wp + jx + 2] > 0)
                         acc[(jy - y + 2) * 5 + (jx - x + 2)] += value;
                     else
                         rhs -= value * st->fixed[pj];
                 }
             }
         }
-        float *arow = st->a + v * SLOTS;
-        int32_t *crow = st->col + v * SLOTS;
-        for (int s = 0; s < SLOTS; s++) {
-            const int jx = x + s % 5 - 2, jy = y + s / 5 - 2;
-            const int32_t j = jx >= 0 && jx < W && jy >= 0 && jy < H
-                                  ? st->var_of[(size_t)jy * W + jx] : -1;
-            crow[s] = j;
-            arow[s] = j >= 0 ? (float)acc[s] : 0.0f;
-        }
+        float *arow = st->a + v * (DIAG + 1);
+        for (int s = 0; s <= DIAG; s++)
+            arow[s] = slot_var(st, st->pad[v], s) >= 0 ? (float)acc[s] : 0.0f;
         /* a pixel in no window (an image under 3 pixels wide or high) has
          * an empty row: it keeps its initial value */
         if (!(arow[DIAG] > 0.0f)) {
-            for (int s = 0; s < SLOTS; s++)
+            for (int s = 0; s <= DIAG; s++)
                 arow[s] = 0.0f;
             arow[DIAG] = 1.0f;
             rhs = st->fixed[pi];
@@ -283,6 +291,7 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
 static int build_system(solve_state *st, int y0, int y1)
 {
     const int W = st->img->width;
+    const int64_t Wp = W + 4;
     const int threads = max_threads();
     window_stats *caches = malloc((size_t)threads * 3 * W * sizeof *caches);
     int *haves = malloc((size_t)threads * 3 * W * sizeof *haves);
@@ -294,7 +303,7 @@ static int build_system(solve_state *st, int y0, int y1)
     }
     size_t v = 0;
     for (int y = y0; y <= y1; y++) {
-        while (v < st->n && (int)(st->pixel[v] / W) < y)
+        while (v < st->n && st->pad[v] / Wp - 2 < y)
             v++;
         row_start[y - y0] = v;
     }
@@ -320,12 +329,11 @@ static int build_system(solve_state *st, int y0, int y1)
 static int factor_block(solve_state *st, size_t v0, size_t v1, double shift)
 {
     for (size_t i = v0; i < v1; i++) {
-        const float *arow = st->a + i * SLOTS;
-        const int32_t *crow = st->col + i * SLOTS;
+        const float *arow = st->a + i * (DIAG + 1);
         float *lrow = st->ic + i * (DIAG + 1);
         double diag = arow[DIAG] * (1.0 + shift);
         for (int s = 0; s < DIAG; s++) {
-            const int32_t j = crow[s];
+            const int32_t j = slot_var(st, st->pad[i], s);
             if (j < 0 || (size_t)j < v0) {
                 lrow[s] = 0.0f;
                 continue;
@@ -361,50 +369,66 @@ static void precondition_block(solve_state *st, size_t v0, size_t v1)
 {
     for (size_t i = v0; i < v1; i++) {
         const float *lrow = st->ic + i * (DIAG + 1);
-        const int32_t *crow = st->col + i * SLOTS;
         double v = st->r[i];
         for (int s = 0; s < DIAG; s++)
             if (lrow[s] != 0.0f)
-                v -= lrow[s] * st->z[crow[s]];
+                v -= lrow[s] * st->z[slot_var(st, st->pad[i], s)];
         st->z[i] = v / lrow[DIAG];
     }
     for (size_t i = v1; i-- > v0;) {
         const float *lrow = st->ic + i * (DIAG + 1);
-        const int32_t *crow = st->col + i * SLOTS;
         const double zi = st->z[i] / lrow[DIAG];
         st->z[i] = zi;
         for (int s = 0; s < DIAG; s++)
             if (lrow[s] != 0.0f)
-                st->z[crow[s]] -= lrow[s] * zi;
+                st->z[slot_var(st, st->pad[i], s)] -= lrow[s] * zi;
     }
 }
 
-/* sum over blocks, in block order, of each block's sum of u . v */
-static double dot(solve_state *st, const double *u, const double *v, int threads)
+/* u . v, and u . w when w is not NULL: sums over blocks added in block
+ * order, so that they do not depend on the thread count. */
+static double dot2(solve_state *st, const double *u, const double *v, const double *w,
+                   double *uw, int threads)
 {
     #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int k = 0; k < st->n_blocks; k++) {
-        double s = 0.0;
-        for (size_t i = st->block_start[k]; i < st->block_start[k + 1]; i++)
+        double s = 0.0, t = 0.0;
+        for (size_t i = st->block_start[k]; i < st->block_start[k + 1]; i++) {
             s += u[i] * v[i];
-        st->partial[k] = s;
+            if (w)
+                t += u[i] * w[i];
+        }
+        st->partial[2 * k] = s;
+        st->partial[2 * k + 1] = t;
     }
-    double total = 0.0;
+    double total = 0.0, total_w = 0.0;
     for (int k = 0; k < st->n_blocks; k++)
-        total += st->partial[k];
+        total += st->partial[2 * k], total_w += st->partial[2 * k + 1];
+    if (uw)
+        *uw = total_w;
     return total;
 }
 
+static double dot(solve_state *st, const double *u, const double *v, int threads)
+{
+    return dot2(st, u, v, NULL, NULL, threads);
+}
+
+/* out = L_UU v, v with its zero at index -1: the lower half from each
+ * row, the upper from the rows it mirrors (slot 2 DIAG - s of row j). */
 static void multiply(solve_state *st, const double *v, double *out, int threads)
 {
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t i = 0; i < st->n; i++) {
-        const float *arow = st->a + i * SLOTS;
-        const int32_t *crow = st->col + i * SLOTS;
+        const float *arow = st->a + i * (DIAG + 1);
+        const int64_t pad = st->pad[i];
         double s = 0.0;
-        for (int k = 0; k < SLOTS; k++)
-            if (crow[k] >= 0)
-                s += arow[k] * v[crow[k]];
+        for (int k = 0; k <= DIAG; k++)
+            s += arow[k] * v[slot_var(st, pad, k)];
+        for (int k = DIAG + 1; k < SLOTS; k++) {
+            const int32_t j = slot_var(st, pad, k);
+            s += st->a[(ptrdiff_t)j * (DIAG + 1) + (2 * DIAG - k)] * v[j];
+        }
         out[i] = s;
     }
 }
@@ -416,14 +440,22 @@ static void precondition(solve_state *st, int threads)
         precondition_block(st, st->block_start[k], st->block_start[k + 1]);
 }
 
+/* The real pixel index of a padded one. */
+static size_t pixel_of(const solve_state *st, int64_t pad)
+{
+    const int64_t Wp = st->img->width + 4;
+    return (size_t)(pad / Wp - 2) * (size_t)st->img->width + (size_t)(pad % Wp - 2);
+}
+
 /* Preconditioned conjugate gradients from x = the fixed values; returns
  * the iterations run. */
 static int solve_pcg(solve_state *st, int threads)
 {
     const size_t n = st->n;
     for (size_t i = 0; i < n; i++)
-        st->x[i] = st->fixed[st->pixel[i]];
-    multiply(st, st->x, st->q, threads);
+        st->x[i] = st->fixed[pixel_of(st, st->pad[i])];
+    memcpy(st->p, st->x, n * sizeof *st->p);
+    multiply(st, st->p, st->q, threads);
     for (size_t i = 0; i < n; i++)
         st->r[i] = st->b[i] - st->q[i];
     const double norm_b = sqrt(dot(st, st->b, st->b, threads));
@@ -446,10 +478,10 @@ static int solve_pcg(solve_state *st, int threads)
             st->x[i] += step * st->p[i];
             st->r[i] -= step * st->q[i];
         }
-        if (sqrt(dot(st, st->r, st->r, threads)) <= stop)
-            break;
         precondition(st, threads);
-        const double rz_next = dot(st, st->r, st->z, threads);
+        double rz_next;
+        if (sqrt(dot2(st, st->r, st->r, st->z, &rz_next, threads)) <= stop)
+            break;
         const double beta = rz_next / rz;
         rz = rz_next;
         #pragma omp parallel for schedule(static) num_threads(threads)
@@ -461,11 +493,11 @@ static int solve_pcg(solve_state *st, int threads)
 
 static void free_solve(solve_state *st)
 {
-    free(st->pixel), free(st->a), free(st->col), free(st->ic);
-    free(st->b), free(st->x), free(st->r), free(st->z), free(st->p), free(st->q);
+    free(st->pad), free(st->a_base), free(st->ic);
+    free(st->b), free(st->x), free(st->r), free(st->z), free(st->p_base), free(st->q);
     free(st->block_start), free(st->partial);
-    st->pixel = NULL, st->a = NULL, st->col = NULL, st->ic = NULL, st->b = NULL;
-    st->x = st->r = st->z = st->p = st->q = NULL;
+    st->pad = NULL, st->a = st->a_base = NULL, st->ic = NULL, st->b = NULL;
+    st->x = st->r = st->z = st->p = st->p_base = st->q = NULL;
     st->block_start = NULL, st->partial = NULL;
 }
 
@@ -475,6 +507,7 @@ static void free_solve(solve_state *st)
 static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
 {
     const int W = st->img->width;
+    const int64_t Wp = W + 4;
     const int threads = max_threads();
     size_t n = 0;
     for (size_t i = (size_t)y0 * W; i < (size_t)y1 * W; i++)
@@ -483,29 +516,33 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
         return 0;
     st->n = n;
     st->n_blocks = (y1 - y0 + MATTING_STRIP_ROWS - 1) / MATTING_STRIP_ROWS;
-    st->pixel = malloc(n * sizeof *st->pixel);
-    st->a = malloc(n * SLOTS * sizeof *st->a);
-    st->col = malloc(n * SLOTS * sizeof *st->col);
+    st->pad = malloc(n * sizeof *st->pad);
+    st->a_base = calloc((n + 1) * (DIAG + 1), sizeof *st->a_base);
     st->ic = malloc(n * (DIAG + 1) * sizeof *st->ic);
     st->b = malloc(n * sizeof(double)), st->x = malloc(n * sizeof(double));
     st->r = malloc(n * sizeof(double)), st->z = malloc(n * sizeof(double));
-    st->p = malloc(n * sizeof(double)), st->q = malloc(n * sizeof(double));
+    st->p_base = calloc(n + 1, sizeof(double)), st->q = malloc(n * sizeof(double));
     st->block_start = malloc(((size_t)st->n_blocks + 1) * sizeof *st->block_start);
-    st->partial = malloc((size_t)st->n_blocks * sizeof *st->partial);
-    if (!st->pixel || !st->a || !st->col || !st->ic || !st->b || !st->x || !st->r || !st->z ||
-        !st->p || !st->q || !st->block_start || !st->partial) {
+    st->partial = malloc(2 * (size_t)st->n_blocks * sizeof *st->partial);
+    if (!st->pad || !st->a_base || !st->ic || !st->b || !st->x || !st->r || !st->z ||
+        !st->p_base || !st->q || !st->block_start || !st->partial) {
         free_solve(st);
         return -1;
     }
+    st->a = st->a_base + (DIAG + 1);
+    st->p = st->p_base + 1;
     size_t v = 0;
     for (int y = y0; y < y1; y++) {
         if ((y - y0) % MATTING_STRIP_ROWS == 0)
             st->block_start[(y - y0) / MATTING_STRIP_ROWS] = v;
-        for (size_t i = (size_t)y * W; i < (size_t)(y + 1) * W; i++)
+        for (int x = 0; x < W; x++) {
+            const size_t i = (size_t)y * W + x;
             if (st->trimap[i] != 0 && st->trimap[i] != 255) {
-                st->var_of[i] = (int32_t)v;
-                st->pixel[v++] = (int32_t)i;
+                st->pad[v] = (int64_t)(y + 2) * Wp + x + 2;
+                st->var_of[st->pad[v]] = (int32_t)(v + 1);
+                v++;
             }
+        }
     }
     st->block_start[st->n_blocks] = n;
     if (build_system(st, y0, y1)) {
@@ -522,9 +559,9 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
                 break;
     const int iterations = solve_pcg(st, threads);
     for (size_t i = 0; i < n; i++) {
-        const size_t pi = (size_t)st->pixel[i];
+        const size_t pi = pixel_of(st, st->pad[i]);
         const int y = (int)(pi / (size_t)W);
-        st->var_of[pi] = -1;
+        st->var_of[st->pad[i]] = 0;
         if (y >= keep0 && y < keep1) {
             const double a = st->x[i];
             st->fixed[pi] = (float)(a < 0.0 ? 0.0 : a > 1.0 ? 1.0 : a);
@@ -565,13 +602,13 @@ int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, con
     st.img = img;
     st.trimap = trimap;
     st.fixed = alpha;
-    st.var_of = malloc(n * sizeof *st.var_of);
+    st.var_of = calloc((size_t)(W + 4) * (H + 4), sizeof *st.var_of);
     if (!st.var_of) {
         set_error(err, U2NET_ENOMEM, "out of memory for alpha matting of a %dx%d image", W, H);
         return U2NET_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        st.var_of[i] = -1;
+    for (int s = 0; s < SLOTS; s++)
+        st.slot_offset[s] = (ptrdiff_t)(s / 5 - 2) * (W + 4) + (s % 5 - 2);
     int rc = 0;
     if (unknown <= MATTING_MAX_VARIABLES) {
         rc = solve_rows(&st, 0, H, 0, H) < 0;

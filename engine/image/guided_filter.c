@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "guided_filter.h"
 #include "image_internal.h"
 
 /* Planes on the grid: the guide's colour and the map (inputs), then their
@@ -99,28 +100,47 @@ static inline void guide_rgb(const u2net_image *img, size_t i, float rgb[3])
         rgb[c] = px[colour ? c : 0] * (1.0f / 255.0f);
 }
 
-/* Grid planes G_R..G_P: the mean of each s x s block of the guide and p. */
-static void subsample(const u2net_image *img, const float *p, int s, int ws, int hs, float *g,
-                      int threads)
+/* The map filtered and its result: floats, or bytes (p byte * (1 / 255)
+ * in float, q rounded to a byte as floor(255 q + 1/2), clamped), which
+ * gives the same as the floats and spares the full-size float maps. */
+typedef struct {
+    const float *p;
+    const unsigned char *p8;
+    float *q;
+    unsigned char *q8;
+} guided_maps;
+
+/* Grid planes G_R..G_P: the mean of each s x s block of the guide (its
+ * bytes summed exactly, then / 255) and of p (summed in double). */
+static void subsample(const u2net_image *img, const guided_maps *io, int s, int ws, int hs,
+                      float *g, int threads)
 {
-    const int W = img->width, H = img->height;
+    const int W = img->width, H = img->height, C = img->channels;
+    const int colour = C >= 3;
     const size_t n = (size_t)ws * hs;
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int j = 0; j < hs; j++) {
         const int y0 = j * s, y1 = y0 + s < H ? y0 + s : H;
         for (int i = 0; i < ws; i++) {
             const int x0 = i * s, x1 = x0 + s < W ? x0 + s : W;
-            double sum[4] = {0, 0, 0, 0};
-            for (int y = y0; y < y1; y++)
-                for (int x = x0; x < x1; x++) {
-                    const size_t k = (size_t)y * W + x;
-                    float rgb[3];
-                    guide_rgb(img, k, rgb);
-                    sum[0] += rgb[0], sum[1] += rgb[1], sum[2] += rgb[2], sum[3] += p[k];
+            uint64_t sum_r = 0, sum_g = 0, sum_b = 0;
+            double sum_p = 0.0;
+            for (int y = y0; y < y1; y++) {
+                const unsigned char *px = img->data + ((size_t)y * W + x0) * C;
+                const size_t row = (size_t)y * W;
+                for (int x = x0; x < x1; x++, px += C) {
+                    sum_r += px[0];
+                    sum_g += px[colour ? 1 : 0];
+                    sum_b += px[colour ? 2 : 0];
+                    sum_p += io->p ? io->p[row + x] : io->p8[row + x] * (1.0f / 255.0f);
                 }
-            const double inv = 1.0 / ((double)(y1 - y0) * (x1 - x0));
-            for (int c = 0; c < 4; c++)
-                g[(size_t)c * n + (size_t)j * ws + i] = (float)(sum[c] * inv);
+            }
+            const double count = (double)(y1 - y0) * (x1 - x0);
+            const size_t k = (size_t)j * ws + i;
+            g[G_R * n + k] = (float)((double)sum_r / count / 255.0);
+            g[G_G * n + k] = (float)((double)sum_g / count / 255.0);
+            g[G_B * n + k] = (float)((double)sum_b / count / 255.0);
+            g[G_P * n + k] = (float)(sum_p / count);
         }
     }
 }
@@ -139,12 +159,13 @@ static void upsample_taps(int len, int grid_len, int s, int *lo, int *hi, float 
     }
 }
 
-int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, float eps,
-                        int subsample_by, float *q, u2net_error *err)
+static int guided_filter(const u2net_image *guide, const guided_maps *io, int radius, float eps,
+                         int subsample_by, u2net_error *err)
 {
     if (err)
         err->code = 0, err->msg[0] = 0;
-    if (!guide || !guide->data || !p || !q || guide->width < 1 || guide->height < 1 ||
+    if (!guide || !guide->data || !(io->p || io->p8) || !(io->q || io->q8) || guide->width < 1 ||
+        guide->height < 1 ||
         guide->channels < 1 || guide->channels > 4) {
         set_error(err, U2NET_EARG, "u2net_guided_filter: needs a guide image, p and q");
         return U2NET_EARG;
@@ -171,14 +192,16 @@ int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, fl
     float *tmp = malloc(G_PLANES * n * sizeof *tmp);
     int *xlo = malloc((size_t)W * sizeof *xlo), *xhi = malloc((size_t)W * sizeof *xhi);
     float *xfrac = malloc((size_t)W * sizeof *xfrac);
-    float *lines = malloc((size_t)threads * C_PLANES * ws * sizeof *lines);
+    /* per thread: the two grid rows an output row reads, upsampled to W
+     * columns, [2, C_PLANES, W], and the output row's coefficients [C_PLANES, W] */
+    float *lines = malloc((size_t)threads * (3 * C_PLANES + 1) * W * sizeof *lines);
     int rc = 0;
     if (!g || !tmp || !xlo || !xhi || !xfrac || !lines) {
         set_error(err, U2NET_ENOMEM, "out of memory for the guided filter of a %dx%d image", W, H);
         rc = U2NET_ENOMEM;
         goto done;
     }
-    subsample(guide, p, s, ws, hs, g, threads);
+    subsample(guide, io, s, ws, hs, g, threads);
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t i = 0; i < n; i++) {
         const float r = g[G_R * n + i], gg = g[G_G * n + i], b = g[G_B * n + i];
@@ -214,38 +237,87 @@ int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, fl
     upsample_taps(W, ws, s, xlo, xhi, xfrac);
     #pragma omp parallel num_threads(threads)
     {
-        float *line = lines + (size_t)thread_id() * C_PLANES * ws;  /* [C_PLANES, ws] */
+        float *rows = lines + (size_t)thread_id() * (3 * C_PLANES + 1) * W;
+        float *coef_row = rows + 2 * (size_t)C_PLANES * W;
+        float *q_row = coef_row + (size_t)C_PLANES * W;
+        int have[2] = {-1, -1};  /* the grid rows in rows[0], rows[1] */
         #pragma omp for schedule(static)
         for (int y = 0; y < H; y++) {
             double u = (y + 0.5) / s - 0.5;  /* as upsample_taps, for row y */
             u = u < 0.0 ? 0.0 : u > hs - 1 ? hs - 1 : u;
             const int y0 = (int)u, y1 = y0 + 1 < hs ? y0 + 1 : y0;
             const float fy = (float)(u - y0);
-            for (int c = 0; c < C_PLANES; c++) {
-                const float *r0 = coef + (size_t)c * n + (size_t)y0 * ws;
-                const float *r1 = coef + (size_t)c * n + (size_t)y1 * ws;
-                float *l = line + (size_t)c * ws;
-                for (int i = 0; i < ws; i++)
-                    l[i] = r0[i] + fy * (r1[i] - r0[i]);
+            const int want[2] = {y0, y1};
+            for (int k = 0; k < 2; k++) {
+                if (have[k] == want[k])
+                    continue;
+                if (k == 0 && have[1] == want[0]) {
+                    /* the lower row of the last output row is this one's upper */
+                    memcpy(rows, rows + (size_t)C_PLANES * W, (size_t)C_PLANES * W * sizeof *rows);
+                    have[0] = have[1];
+                    have[1] = -1;
+                    continue;
+                }
+                for (int c = 0; c < C_PLANES; c++) {
+                    const float *grid = coef + (size_t)c * n + (size_t)want[k] * ws;
+                    float *dst = rows + ((size_t)k * C_PLANES + c) * W;
+                    for (int x = 0; x < W; x++)
+                        dst[x] = grid[xlo[x]] + xfrac[x] * (grid[xhi[x]] - grid[xlo[x]]);
+                }
+                have[k] = want[k];
             }
-            const float *ar = line, *ag = line + ws, *ab = line + 2 * (size_t)ws,
-                        *bb = line + 3 * (size_t)ws;
-            float *out = q + (size_t)y * W;
-            for (int x = 0; x < W; x++) {
-                const int i0 = xlo[x], i1 = xhi[x];
-                const float f = xfrac[x];
-                float rgb[3];
-                guide_rgb(guide, (size_t)y * W + x, rgb);
-                out[x] = (ar[i0] + f * (ar[i1] - ar[i0])) * rgb[0] +
-                         (ag[i0] + f * (ag[i1] - ag[i0])) * rgb[1] +
-                         (ab[i0] + f * (ab[i1] - ab[i0])) * rgb[2] +
-                         (bb[i0] + f * (bb[i1] - bb[i0]));
+            for (size_t i = 0; i < (size_t)C_PLANES * W; i++)
+                coef_row[i] = rows[i] + fy * (rows[(size_t)C_PLANES * W + i] - rows[i]);
+            const float *ar = coef_row, *ag = coef_row + W, *ab = coef_row + 2 * (size_t)W,
+                        *bb = coef_row + 3 * (size_t)W;
+            const unsigned char *px = guide->data + (size_t)y * W * guide->channels;
+            float *out = io->q ? io->q + (size_t)y * W : q_row;
+            const float k255 = 1.0f / 255.0f;
+            if (guide->channels == 3) {
+                for (int x = 0; x < W; x++)
+                    out[x] = ar[x] * (px[3 * x] * k255) + ag[x] * (px[3 * x + 1] * k255) +
+                             ab[x] * (px[3 * x + 2] * k255) + bb[x];
+            } else {
+                for (int x = 0; x < W; x++) {
+                    float rgb[3];
+                    guide_rgb(guide, (size_t)y * W + x, rgb);
+                    out[x] = ar[x] * rgb[0] + ag[x] * rgb[1] + ab[x] * rgb[2] + bb[x];
+                }
+            }
+            if (io->q8) {
+                unsigned char *dst = io->q8 + (size_t)y * W;
+                for (int x = 0; x < W; x++) {
+                    /* clamped first, the truncation is the floor */
+                    float v = out[x] * 255.0f + 0.5f;
+                    v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+                    dst[x] = (unsigned char)(int)v;
+                }
             }
         }
     }
 done:
     free(g), free(tmp), free(xlo), free(xhi), free(xfrac), free(lines);
     return rc;
+}
+
+int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, float eps,
+                        int subsample_by, float *q, u2net_error *err)
+{
+    const guided_maps io = {p, NULL, q, NULL};
+    if (!p || !q) {
+        if (err)
+            err->code = 0, err->msg[0] = 0;
+        set_error(err, U2NET_EARG, "u2net_guided_filter: needs a guide image, p and q");
+        return U2NET_EARG;
+    }
+    return guided_filter(guide, &io, radius, eps, subsample_by, err);
+}
+
+int guided_filter_bytes(const u2net_image *guide, const unsigned char *p, int radius, float eps,
+                        int subsample_by, unsigned char *q, u2net_error *err)
+{
+    const guided_maps io = {NULL, p, NULL, q};
+    return guided_filter(guide, &io, radius, eps, subsample_by, err);
 }
 
 void u2net_guided_params(int width, int height, int net_side, int radius, int *radius_used,

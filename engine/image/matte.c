@@ -13,6 +13,7 @@
 #endif
 
 #include "error.h"
+#include "guided_filter.h"
 #include "image_internal.h"
 
 #define MORPH_MAX_RADIUS 1000
@@ -116,35 +117,23 @@ static int check_opts(const u2net_mask_opts *o, u2net_error *err)
     return 0;
 }
 
-static unsigned char float_to_byte(float v)
+/* floor(255 v + 1/2) clamped to a byte (clamped first, the truncation is
+ * the floor, and the loops calling it vectorise). */
+static inline unsigned char float_to_byte(float v)
 {
-    const float b = floorf(v * 255.0f + 0.5f);
-    return (unsigned char)(b < 0.0f ? 0.0f : b > 255.0f ? 255.0f : b);
+    float b = v * 255.0f + 0.5f;
+    b = b < 0.0f ? 0.0f : b > 255.0f ? 255.0f : b;
+    return (unsigned char)(int)b;
 }
 
 /* Guided refinement of alpha (w x h) in place, guided by img. */
 static int guided_alpha(unsigned char *alpha, const u2net_image *img, const u2net_mask_opts *o,
                         u2net_error *err)
 {
-    const int w = img->width, h = img->height;
-    const size_t n = (size_t)w * h;
     const int net = o->net_width > o->net_height ? o->net_width : o->net_height;
     int radius, subsample;
-    u2net_guided_params(w, h, net, o->guided_radius, &radius, &subsample);
-    float *p = malloc(n * sizeof *p), *q = malloc(n * sizeof *q);
-    int rc = !p || !q ? U2NET_ENOMEM : 0;
-    if (rc) {
-        set_error(err, rc, "out of memory for guided refinement of a %dx%d map", w, h);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            p[i] = alpha[i] * (1.0f / 255.0f);
-        rc = u2net_guided_filter(img, p, radius, o->guided_eps, subsample, q, err);
-    }
-    if (!rc)
-        for (size_t i = 0; i < n; i++)
-            alpha[i] = float_to_byte(q[i]);
-    free(p), free(q);
-    return rc;
+    u2net_guided_params(img->width, img->height, net, o->guided_radius, &radius, &subsample);
+    return guided_filter_bytes(img, alpha, radius, o->guided_eps, subsample, alpha, err);
 }
 
 /* rembg's alpha matting of alpha (w x h) in place: its trimap, then

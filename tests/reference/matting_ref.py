@@ -61,9 +61,10 @@ def guided_filter(image, p, radius, eps, s):
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[:, :, None]
-    # colours as the C code has them: byte * (1 / 255) in float
-    rgb = (img[:, :, :3] if img.shape[2] >= 3 else np.repeat(img[:, :, :1], 3, 2))
-    rgb = (rgb.astype(np.float32) * np.float32(1 / 255)).astype(np.float64)
+    # colours as the C code has them: byte * (1 / 255) in float; on the
+    # grid, the block's mean byte / 255
+    rgb8 = (img[:, :, :3] if img.shape[2] >= 3 else np.repeat(img[:, :, :1], 3, 2)).astype(np.float64)
+    rgb = (rgb8.astype(np.float32) * np.float32(1 / 255)).astype(np.float64)
     p = np.asarray(p, np.float64)
     H, W = p.shape
     hs, ws = -(-H // s), -(-W // s)
@@ -78,7 +79,7 @@ def guided_filter(image, p, radius, eps, s):
         return x.reshape((hs, s, ws, s) + x.shape[2:]).sum((1, 3)) / count.reshape(
             count.shape + (1,) * (x.ndim - 2))
 
-    gi = block_mean(rgb).astype(np.float32).astype(np.float64)
+    gi = (block_mean(rgb8) / 255.0).astype(np.float32).astype(np.float64)
     gp = block_mean(p).astype(np.float32).astype(np.float64)
     mi = box_mean(gi, rs)
     mp = box_mean(gp, rs)
@@ -257,6 +258,41 @@ def alpha_errors(alpha, truth):
 
 
 # ---------------------------------------------------------------- pymatting side
+
+PYMATTING_PACKAGES = ["pymatting"]  # brings numba and scipy
+
+
+def pymatting_venv(venv, log=print):
+    """(python, None) for the virtual environment `venv` with pymatting,
+    made with the python3 on PATH and installed from PyPI when missing;
+    (None, why not) when it cannot be had."""
+    import os
+    import shutil
+    import subprocess
+    python = os.path.join(venv, "bin", "python")
+
+    def usable():
+        return os.path.exists(python) and subprocess.run(
+            [python, "-c", "import pymatting, scipy.ndimage"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode == 0
+
+    if usable():
+        return python, None
+    creator = shutil.which("python3")
+    if not creator:
+        return None, "no python3 on PATH to make %s with" % venv
+    log("    making %s (pip install %s)" % (venv, " ".join(PYMATTING_PACKAGES)))
+    for cmd in ([creator, "-m", "venv", "--clear", venv],
+                [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+                + PYMATTING_PACKAGES):
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        if p.returncode != 0:
+            last = (p.stdout.strip().splitlines() or ["no output"])[-1]
+            return None, "cannot make %s (%s): %s" % (venv, " ".join(os.path.basename(c) for c in cmd[:3]), last)
+    if not usable():
+        return None, "%s cannot import pymatting" % python
+    return python, None
+
 
 def run_pymatting(in_path, out_path):
     from scipy.ndimage import binary_erosion
