@@ -241,7 +241,9 @@ gpu-check:
 # (bench/README.md; ONNX Runtime is installed from PyPI into
 # $(BUILD)/bench-venv on the first run); BENCH_ARGS="--models u2netp,isnet
 # --sizes 320 --rounds 1" runs a quick one. fma_peak measures the machine's
-# FMA ceiling, so it is built for this very CPU.
+# FMA ceiling, so it is built for this very CPU. Then the program against
+# rembg's command line (bench/rembg_bench.py; rembg from PyPI into
+# $(BUILD)/rembg-venv on the first run), a couple of minutes.
 BENCH_ARGS ?=
 $(BUILD)/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
@@ -250,4 +252,5 @@ $(BUILD)/fma_peak: bench/fma_peak.c
 bench: $(BUILD)/u2net $(BUILD)/fma_peak
 	$(PYTHON) bench/run_bench.py --build $(BUILD) --isnet-weights $(SHARED)/weights/isnet-fp16.onnx \
 	  $(BENCH_ARGS)
+	$(PYTHON) bench/rembg_bench.py --build $(BUILD) --shared $(SHARED)
 .PHONY: bench

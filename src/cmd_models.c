@@ -1,6 +1,6 @@
 /* cmd_models.c - `u2net models`: every model -m NAME can find, the built-in
- * one first, then each folder of the lookup in its order (paths.h,
- * model_folders), with what each model is. A name found twice is marked
+ * one first, then each folder of the lookup in its order (paths.h:
+ * model_folders, then rembg_models_folder), with what each model is. A name found twice is marked
  * where -m NAME does not take it. A file that is no model (rembg keeps
  * other networks in ~/.u2net too) is listed with the reason. */
 #include <dirent.h>
@@ -18,14 +18,15 @@
 static const char models_help[] =
     "usage: u2net models\n"
     "\n"
-    "Lists the models -m NAME can find: the built-in " BUILTIN_MODEL_NAME " first, then the\n"
-    ".u2nc and .onnx files of $U2NET_WEIGHTS (folders separated by ':'), weights/\n"
-    "beside the program's folder, ../share/u2net from it, and $U2NET_HOME\n"
-    "(rembg's folder; default ~/.u2net), in that order. For each: the name -m\n"
-    "takes, the network's name and architecture, its parameters, the input size it\n"
-    "was trained at, its pre-processing, and the file with its size. A name found\n"
-    "again later is marked: -m takes the first. Files that are not models of the\n"
-    "U2Net family are listed with the reason.\n";
+    "Lists the models -m NAME can find, in the order -m looks: the built-in\n"
+    BUILTIN_MODEL_NAME ", then the .u2nc and .onnx files of $U2NET_WEIGHTS (folders separated\n"
+    "by ':'), weights/ beside the program's folder, ../share/u2net from it,\n"
+    "$U2NET_HOME (rembg's folder; default ~/.u2net), and rembg's own layout\n"
+    "(~/.rembg/models/NAME/). For each: the name -m takes, the network's name and\n"
+    "architecture, its parameters, the input size it was trained at, its\n"
+    "pre-processing, and the file with its size. A name found again later is\n"
+    "marked: -m takes the first. Files that are not models of the U2Net family\n"
+    "are listed with the reason.\n";
 
 enum { COLUMNS = 7 };
 
@@ -213,6 +214,45 @@ static int folder_rows(table *t, const char *folder)
     return rc;
 }
 
+/* rembg's own layout: a folder per model below rembg_models_folder(). */
+static int rembg_rows(table *t)
+{
+    char *root = rembg_models_folder();
+    DIR *d = root ? opendir(root) : NULL;
+    if (!d) {
+        free(root);
+        return 0;
+    }
+    char **subs = NULL;
+    size_t n = 0;
+    int rc = 0;
+    const struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char **grown = realloc(subs, (n + 1) * sizeof *subs);
+        if (!grown || !(grown[n] = strdup(e->d_name)))
+            rc = -1;
+        if (grown)
+            subs = grown;
+        if (rc == 0)
+            n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(subs, n, sizeof *subs, cmp_names);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *folder = path_join(root, subs[i]);
+        rc = folder ? folder_rows(t, folder) : -1;
+        free(folder);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(subs[i]);
+    free(subs);
+    free(root);
+    return rc;
+}
+
 static void print_table(const table *t)
 {
     static const char *const heads[COLUMNS] = {"NAME", "NETWORK", "ARCHITECTURE", "PARAMS",
@@ -255,6 +295,8 @@ int cmd_models(int argc, char **argv)
     for (size_t i = 0; i < count && rc == 0; i++)
         rc = folder_rows(&t, folders[i]);
     model_folders_free(folders, count);
+    if (rc == 0)
+        rc = rembg_rows(&t);
     if (rc == 0)
         print_table(&t);
     for (size_t r = 0; r < t.count; r++)

@@ -477,6 +477,19 @@ void model_folders_free(char **folders, size_t count)
     free(folders);
 }
 
+char *rembg_models_folder(void)
+{
+    const char *home = getenv("U2NET_HOME"), *rembg = getenv("REMBG_HOME");
+    const char *data = getenv("XDG_DATA_HOME"), *user = getenv("HOME");
+    char *root = home && *home ? strdup(home)
+                 : rembg && *rembg ? strdup(rembg)
+                 : data && *data ? path_join(data, "rembg")
+                 : user && *user ? path_join(user, ".rembg") : NULL;
+    char *models = root ? path_join(root, "models") : NULL;
+    free(root);
+    return models;
+}
+
 int is_model_file_name(const char *name)
 {
     const char *ext = path_extension(name);
@@ -533,13 +546,21 @@ char *model_find(const char *arg, char **looked)
     size_t count;
     if (model_folders(&folders, &count) != 0)
         return NULL;
+    /* rembg's own layout last: ROOT/models/NAME/NAME.onnx */
+    char *rembg = rembg_models_folder();
+    char *own = rembg ? path_join(rembg, arg) : NULL;
+    free(rembg);
     char *found = NULL;
     int oom = 0;
-    for (size_t i = 0; i < count && !found && !oom; i++) {
-        found = try_folder(folders[i], arg, &oom);
-        if (!found && !oom && append_list(looked, folders[i]) != 0)
+    for (size_t i = 0; i <= count && !found && !oom; i++) {
+        const char *folder = i < count ? folders[i] : own;
+        if (!folder)
+            break;
+        found = try_folder(folder, arg, &oom);
+        if (!found && !oom && append_list(looked, folder) != 0)
             oom = 1;
     }
+    free(own);
     model_folders_free(folders, count);
     if (found || oom) {
         free(*looked);

@@ -99,7 +99,7 @@ char *output_path(const char *dir, const char *subdir, const char *stem, const c
  * path and is returned as it is. A name is the built-in model when it is
  * BUILTIN_MODEL_NAME and the library has one (U2NET_BUILTIN_MODEL is
  * returned); otherwise NAME.u2nc, then NAME.onnx, in each folder of
- * model_folders. Returns a new string, or NULL with *looked (a new string,
+ * model_folders, then in rembg_models_folder()/NAME. Returns a new string, or NULL with *looked (a new string,
  * free it) listing the folders searched; *looked is NULL when there was no
  * folder to search or memory ran out. */
 char *model_find(const char *arg, char **looked);
@@ -111,6 +111,12 @@ char *model_find(const char *arg, char **looked);
  * strings (model_folders_free); 0, or -1 when out of memory. */
 int model_folders(char ***folders, size_t *count);
 void model_folders_free(char **folders, size_t count);
+
+/* Where rembg itself keeps its downloads, one folder per model
+ * (ROOT/models/NAME/NAME.onnx): ROOT is $U2NET_HOME, else $REMBG_HOME, else
+ * $XDG_DATA_HOME/rembg, else ~/.rembg. A new string, or NULL (no such
+ * variable, or out of memory). */
+char *rembg_models_folder(void);
 
 /* Whether a file name is a model file's: .u2nc or .onnx, any case. */
 int is_model_file_name(const char *name);

@@ -59,6 +59,7 @@ def alone_env(home):
     env = dict(os.environ, U2NET_HOME=home, HOME=home)
     env.pop("U2NET_WEIGHTS", None)
     env.pop("XDG_DATA_HOME", None)
+    env.pop("REMBG_HOME", None)
     return env
 
 

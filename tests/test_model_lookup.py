@@ -1,7 +1,8 @@
 """-m NAME and `u2net models` (src/paths.c, src/cmd_models.c): the built-in
 u2netp first, then NAME.u2nc and NAME.onnx in $U2NET_WEIGHTS, weights/
-beside the program, share/u2net, and rembg's folder ($U2NET_HOME, else
-$XDG_DATA_HOME/.u2net, else ~/.u2net); the listing in that order with what
+beside the program, share/u2net, rembg's folder ($U2NET_HOME, else
+$XDG_DATA_HOME/.u2net, else ~/.u2net) and rembg's own layout
+(~/.rembg/models/NAME/); the listing in that order with what
 each model is, names found twice marked, files that are no model listed
 with the reason."""
 import os
@@ -26,7 +27,7 @@ def lone_program(d):
 
 def env_with(**kw):
     env = dict(os.environ)
-    for k in ("U2NET_WEIGHTS", "U2NET_HOME", "XDG_DATA_HOME"):
+    for k in ("U2NET_WEIGHTS", "U2NET_HOME", "XDG_DATA_HOME", "REMBG_HOME"):
         env.pop(k, None)
     env.update(kw)
     return env
@@ -43,8 +44,9 @@ def prob(exe, model, env, d, tag):
 @tidy
 def test_rembg_folder():
     """-m NAME finds NAME.onnx in $U2NET_HOME, else in $XDG_DATA_HOME/.u2net,
-    else in ~/.u2net; NAME.u2nc before NAME.onnx in one folder; a folder of
-    $U2NET_WEIGHTS before rembg's."""
+    else in ~/.u2net, then in rembg's own layout (~/.rembg/models/NAME/,
+    $REMBG_HOME/models/NAME/); NAME.u2nc before NAME.onnx in one folder; a
+    folder of $U2NET_WEIGHTS before rembg's."""
     testlib.need_engine_and_pil()
     d = wd("lookup_rembg")
     exe = lone_program(d)
@@ -62,6 +64,16 @@ def test_rembg_folder():
         TO.write(folder, "net.onnx", a)
         assert prob(exe, "net", env, d, "x") == want_a, "not found in %s" % folder
         os.unlink(os.path.join(folder, "net.onnx"))
+    # rembg's own layout, last: ~/.rembg/models/NAME/NAME.onnx, or below $REMBG_HOME
+    for root, env in ((os.path.join(d, "home", ".rembg"), env_with(HOME=os.path.join(d, "home"))),
+                      (os.path.join(d, "rembg_home"), env_with(REMBG_HOME=os.path.join(d, "rembg_home"),
+                                                               HOME=os.path.join(d, "home")))):
+        os.makedirs(os.path.join(root, "models", "net"))
+        TO.write(os.path.join(root, "models", "net"), "net.onnx", b)
+        assert prob(exe, "net", env, d, "r") == want_b, "not found below %s" % root
+        TO.write(user, "net.onnx", a)
+        assert prob(exe, "net", env, d, "r") == want_a, "~/.u2net is not searched before %s" % root
+        os.unlink(os.path.join(user, "net.onnx"))
     # NAME.u2nc before NAME.onnx
     import convert
     TO.write(home, "net.onnx", a)

@@ -166,17 +166,17 @@ static int out_of_memory(onnx_graph *g)
 
 /* "Conv node /stage1/rebnconvin/conv_s1/Conv", or "Conv node #12" when the
  * node has no name, as the converter labels nodes. */
-static const char *label(char *buf, const onnx_node *n)
+typedef char label_buf[2 * LABEL_BYTES + 8];
+static const char *label(label_buf buf, const onnx_node *n)
 {
     char op[LABEL_BYTES], name[LABEL_BYTES];
     show(op, n->op);
     if (n->name.len)
-        snprintf(buf, 2 * LABEL_BYTES + 8, "%s node %s", op, show(name, n->name));
+        snprintf(buf, sizeof(label_buf), "%s node %s", op, show(name, n->name));
     else
-        snprintf(buf, 2 * LABEL_BYTES + 8, "%s node #%d", op, n->index);
+        snprintf(buf, sizeof(label_buf), "%s node #%d", op, n->index);
     return buf;
 }
-typedef char label_buf[2 * LABEL_BYTES + 8];
 
 static const char *tensor_name(const onnx_graph *g, char *buf, int id)
 {
@@ -1515,7 +1515,7 @@ static int describe(onnx_graph *g, u2net_model *m, network_convs *nc)
         owner[c] = -1;
     for (int i = 0; i < g->n_nodes; i++)
         stage_of_add[i] = -1;
-    char names[U2NET_MAX_STAGES][16];
+    char names[U2NET_MAX_STAGES][24];
     for (int i = 0; i < count; i++) {
         if (i < n)
             snprintf(names[i], sizeof names[i], "stage%d", i + 1);
@@ -1920,7 +1920,7 @@ static int write_image(onnx_graph *g, const u2net_model *m, const table_conv *tc
         for (int j = 0; j < 2; j++, entry += 96) {
             const uint64_t start = align64(at), nbytes = (j ? (uint64_t)t->cout : wn) * esize;
             memset(f + data_off + at, 0, (size_t)(start - at));
-            snprintf((char *)entry, 56, "%s.%s", t->prefix, j ? "bias" : "weight");
+            snprintf((char *)entry, 56, "%.48s.%s", t->prefix, j ? "bias" : "weight");
             put32(entry + 56, f16 ? 1 : 0);
             put32(entry + 60, j ? 1 : 4);
             put32(entry + 64, (uint32_t)t->cout);
