@@ -253,4 +253,13 @@ bench: $(BUILD)/u2net $(BUILD)/fma_peak
 	$(PYTHON) bench/run_bench.py --build $(BUILD) --isnet-weights $(SHARED)/weights/isnet-fp16.onnx \
 	  $(BENCH_ARGS)
 	$(PYTHON) bench/rembg_bench.py --build $(BUILD) --shared $(SHARED)
+	$(PYTHON) bench/serve_bench.py --build $(BUILD) --shared $(SHARED) $(SERVE_BENCH_ARGS)
 .PHONY: bench
+
+# make bench-serve: u2net serve under load, and rembg's server on the same
+# weights (bench/README.md; rembg from PyPI into $(BUILD)/serve-bench-venv);
+# SERVE_BENCH_ARGS="--duration 10 --rounds 1 --long 500" runs a quick one.
+SERVE_BENCH_ARGS ?=
+bench-serve: $(BUILD)/u2net
+	$(PYTHON) bench/serve_bench.py --build $(BUILD) --shared $(SHARED) $(SERVE_BENCH_ARGS)
+.PHONY: bench-serve

@@ -210,6 +210,16 @@ int serve_params_set(serve_params *p, const char *key_in, const char *v,
         p->has_bgc = 1;
         return 0;
     }
+    if (!strcmp(key, "dc") || !strcmp(key, "vm")) {
+        /* rembg's edge decontamination and ViTMatte refinement: other
+         * networks; this server's clean edges are guided and alpha-matting */
+        if (parse_bool(v, &b) != 0)
+            return bad_value(p, key, v, "a boolean (true or false)");
+        if (b)
+            return refuse(p, "parameter %s is not supported (rembg's %s); use guided=true or "
+                             "alpha-matting=true", key, key[0] == 'd' ? "decontaminate" : "ViTMatte");
+        return 0;
+    }
     if (!strcmp(key, "extras")) {
         if (!*v || !strcmp(v, "{}"))
             return 0;
