@@ -35,6 +35,8 @@ static const char help_text[] =
     "usage: u2net [OPTIONS] INPUT... -o OUTPUT\n"
     "       u2net tensor ...    the raw network on a tensor (u2net tensor --help)\n"
     "       u2net models        the models -m can name (u2net models --help)\n"
+    "       u2net serve         background removal over HTTP, with a web page\n"
+    "                           (u2net serve --help)\n"
     "       u2net --help | --version\n"
     "\n"
     "INPUT is an image file (JPEG, PNG, BMP, TGA, GIF or binary PNM, whatever its\n"

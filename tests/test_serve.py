@@ -383,8 +383,8 @@ def test_sigterm_drains():
 
 @testlib.tidy
 def test_load_and_memory():
-    """16 clients on keep-alive connections, 1,500 requests: none fails, and
-    the resident memory after the first 300 stays within 6 MB to the end."""
+    """16 clients on keep-alive connections, 750 requests: none fails, and
+    the resident memory after the first 150 stays within 6 MB to the end."""
     need_server()
     rng = np.random.default_rng(5)
     from PIL import Image
@@ -394,14 +394,14 @@ def test_load_and_memory():
         w, h = int(rng.integers(40, 200)), int(rng.integers(40, 200))
         payloads.append(png_bytes(np.asarray(Image.fromarray(base).resize((w, h)))))
     with ServeProcess(["--workers", "2", "--size", "96"]) as s:
-        statuses, _, _ = load(s.port, payloads, clients=16, requests=300)
-        assert statuses == [200] * 300, set(map(str, statuses))
+        statuses, _, _ = load(s.port, payloads, clients=16, requests=150)
+        assert statuses == [200] * 150, set(map(str, statuses))
         rss0 = process_rss_kb(s.proc.pid)
-        statuses, lat, wall = load(s.port, payloads, clients=16, requests=1200)
+        statuses, lat, wall = load(s.port, payloads, clients=16, requests=600)
         rss1 = process_rss_kb(s.proc.pid)
         failures = [x for x in statuses if x != 200]
-        print("    1200 requests, 16 clients: %.0f/s, p50 %.0f ms, p99 %.0f ms; RSS %d -> %d kB"
-              % (1200 / wall, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99), rss0, rss1))
+        print("    600 requests, 16 clients: %.0f/s, p50 %.0f ms, p99 %.0f ms; RSS %d -> %d kB"
+              % (600 / wall, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99), rss0, rss1))
         assert not failures, failures[:5]
         assert rss1 - rss0 < 6 * 1024, (rss0, rss1)
         assert s.stop() == 0, s.log
