@@ -303,21 +303,5 @@ def test_program_refuses_hostile_onnx():
     assert not problems, "\n".join(problems)
 
 
-@tidy
-def test_regressions():
-    """Every ONNX input the fuzzer found a problem with (tests/fuzz/regressions/
-    *.onnx): refused with its one line."""
-    reg = os.path.join(testlib.ROOT, "tests", "fuzz", "regressions")
-    files = sorted(f for f in os.listdir(reg) if f.endswith(".onnx")) if os.path.isdir(reg) else []
-    if not files:
-        raise testlib.Skip("no ONNX regressions in tests/fuzz/regressions")
-    cases = []
-    for f in files:
-        with open(os.path.join(reg, f), "rb") as fh:
-            cases.append((f, fh.read()))
-    problems = check_each(wd("onnx_regressions"), cases)
-    assert not problems, "\n".join(problems)
-
-
 if __name__ == "__main__":
     sys.exit("the tests run through tests/run.py")
