@@ -213,6 +213,15 @@ demo: all
 readme-images: all
 	$(BUILD)/u2net docs/img/sample.jpg -o docs/img/ -t mask,rgba,composite \
 	  --background '#3366aa' --overwrite -q
+	$(PYTHON) tools/make_sample.py --hair -o docs/img/hair.jpg
+	@mkdir -p $(BUILD)/edges
+	for m in default guided alpha-matting; do \
+	  $(BUILD)/u2net docs/img/hair.jpg -o $(BUILD)/edges/$$m.png -t composite \
+	    --background '#3366aa' --overwrite -q $$([ $$m = default ] || echo --$$m) || exit 1; \
+	  $(PYTHON) -c "import sys; from PIL import Image; Image.open(sys.argv[1]).crop((290, 70, 370, 130))\
+	    .resize((320, 240), Image.NEAREST).save(sys.argv[2])" \
+	    $(BUILD)/edges/$$m.png docs/img/edges_$${m#alpha-}.png || exit 1; \
+	done
 
 # make install PREFIX=/opt/u2net: library, header, program, pkg-config file,
 # and the default model when it has been converted.

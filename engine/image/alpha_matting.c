@@ -17,9 +17,10 @@
  * solved in bands of rows holding at most that many with MATTING_MARGIN
  * rows of overlap each side: a band's unknowns beyond its margins are fixed
  * at the values of the bands above it (solved) and below it (the initial
- * guess), and only its core rows are kept. That is the one approximation
- * (README.md, Clean edges, has its measured error against the whole
- * solve). */
+ * guess, then the previous sweep's solution), only its core rows are kept,
+ * and the bands are swept MATTING_BAND_SWEEPS times. That is the one
+ * approximation (README.md, Clean edges, has its measured error against
+ * the whole solve). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +34,11 @@
 #define MATTING_TOLERANCE 1e-5     /* stop when |r| <= this * |b| */
 #define MATTING_STRIP_ROWS 256     /* rows of an IC(0) block */
 #define MATTING_MAX_VARIABLES (1 << 20)
-#define MATTING_MARGIN 32
+#define MATTING_MARGIN 96
+#define MATTING_BAND_SWEEPS 2
+/* Smaller solves run on one thread: an iteration's six loops each end in
+ * the threads waiting for each other, which costs more than they share. */
+#define MATTING_THREADED_VARIABLES (1 << 17)
 #define SLOTS 25                   /* the 5x5 neighbourhood, raster order */
 #define DIAG 12                    /* its centre; slots below it are the lower part */
 
@@ -508,12 +513,12 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
 {
     const int W = st->img->width;
     const int64_t Wp = W + 4;
-    const int threads = max_threads();
     size_t n = 0;
     for (size_t i = (size_t)y0 * W; i < (size_t)y1 * W; i++)
         n += st->trimap[i] != 0 && st->trimap[i] != 255;
     if (n == 0)
         return 0;
+    const int threads = n < MATTING_THREADED_VARIABLES ? 1 : max_threads();
     st->n = n;
     st->n_blocks = (y1 - y0 + MATTING_STRIP_ROWS - 1) / MATTING_STRIP_ROWS;
     st->pad = malloc(n * sizeof *st->pad);
@@ -614,24 +619,28 @@ int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, con
         rc = solve_rows(&st, 0, H, 0, H) < 0;
     } else {
         /* bands of core rows [y, core_end) holding about the budget with
-         * their margins, top to bottom */
-        int y = 0;
-        while (y < H && !rc) {
-            const int top = y - MATTING_MARGIN < 0 ? 0 : y - MATTING_MARGIN;
-            size_t count = 0;
-            int end = top;
-            while (end < H) {
-                size_t row = 0;
-                for (size_t i = (size_t)end * W; i < (size_t)(end + 1) * W; i++)
-                    row += trimap[i] != 0 && trimap[i] != 255;
-                if (count + row > MATTING_MAX_VARIABLES && end > y + MATTING_MARGIN)
-                    break;
-                count += row;
-                end++;
+         * their margins, top to bottom, MATTING_BAND_SWEEPS times: from the
+         * second sweep on, the rows below a band hold the last sweep's
+         * solution instead of the map */
+        for (int sweep = 0; sweep < MATTING_BAND_SWEEPS && !rc; sweep++) {
+            int y = 0;
+            while (y < H && !rc) {
+                const int top = y - MATTING_MARGIN < 0 ? 0 : y - MATTING_MARGIN;
+                size_t count = 0;
+                int end = top;
+                while (end < H) {
+                    size_t row = 0;
+                    for (size_t i = (size_t)end * W; i < (size_t)(end + 1) * W; i++)
+                        row += trimap[i] != 0 && trimap[i] != 255;
+                    if (count + row > MATTING_MAX_VARIABLES && end > y + MATTING_MARGIN)
+                        break;
+                    count += row;
+                    end++;
+                }
+                const int core_end = end >= H ? H : end - MATTING_MARGIN;
+                rc = solve_rows(&st, top, end, y, core_end) < 0;
+                y = core_end;
             }
-            const int core_end = end >= H ? H : end - MATTING_MARGIN;
-            rc = solve_rows(&st, top, end, y, core_end) < 0;
-            y = core_end;
         }
     }
     free(st.var_of);

@@ -35,15 +35,17 @@
 #define FG_BIG_ITERATIONS 2
 
 /* Columns a thread updates before telling the row below. */
-#define FG_CHUNK 64
+#define FG_CHUNK 128
+/* Levels smaller than this run on one thread: there the threads' waits
+ * (the wavefront's, and each loop's end) cost more than they share. */
+#define FG_THREADED_PIXELS (1 << 18)
 
-/* One pixel's update, in pymatting's arithmetic (numba's types: the
+/* One pixel's update, pixel i with neighbours nb (left, right, up, down,
+ * clamped to the level), in pymatting's arithmetic (numba's types: the
  * 1 - a terms and the 2x2 inverse in double, the rest in float). */
-static inline void update_pixel(const float *colour, const float *alpha, float *f, float *b,
-                                int w, int h, int x, int y)
+static inline void update_pixel(const float *restrict colour, const float *restrict alpha,
+                                float *restrict f, float *restrict b, size_t i, const size_t nb[4])
 {
-    static const int dx[4] = {-1, 1, 0, 0}, dy[4] = {0, 0, -1, 1};
-    const size_t i = (size_t)y * w + x;
     const float a0 = alpha[i];
     const double a1 = 1.0 - a0;
     float a00 = a0 * a0;
@@ -55,10 +57,7 @@ static inline void update_pixel(const float *colour, const float *alpha, float *
         bb[c] = (float)(a1 * colour[i * 3 + c]);
     }
     for (int d = 0; d < 4; d++) {
-        int x2 = x + dx[d], y2 = y + dy[d];
-        x2 = x2 < 0 ? 0 : x2 > w - 1 ? w - 1 : x2;
-        y2 = y2 < 0 ? 0 : y2 > h - 1 ? h - 1 : y2;
-        const size_t j = (size_t)y2 * w + x2;
+        const size_t j = nb[d];
         const float da = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - alpha[j]);
         a00 += da;
         a11 += da;
@@ -105,8 +104,15 @@ static void sweep(const float *colour, const float *alpha, float *f, float *b, i
                          spins++)
                         if (spins > 256)
                             sched_yield();
-                for (int x = x0; x < x1; x++)
-                    update_pixel(colour, alpha, f, b, w, h, x, y);
+                const size_t row = (size_t)y * w;
+                const size_t up = (size_t)(y > 0 ? y - 1 : 0) * w;
+                const size_t down = (size_t)(y < h - 1 ? y + 1 : h - 1) * w;
+                for (int x = x0; x < x1; x++) {
+                    const size_t nb[4] = {row + (size_t)(x > 0 ? x - 1 : 0),
+                                          row + (size_t)(x < w - 1 ? x + 1 : w - 1),
+                                          up + (size_t)x, down + (size_t)x};
+                    update_pixel(colour, alpha, f, b, row + (size_t)x, nb);
+                }
                 atomic_store_explicit(&progress[y], x1, memory_order_release);
             }
     }
@@ -181,11 +187,12 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
         const int w = levels ? (int)nearbyint(pow(W0, (double)l / levels)) : W0;
         const int h = levels ? (int)nearbyint(pow(H0, (double)l / levels)) : H0;
         const size_t n = (size_t)w * h;
+        const int level_threads = n < FG_THREADED_PIXELS ? 1 : threads;
         for (int x = 0; x < w; x++)
             xs[x] = (int)((int64_t)x * W0 / w);
         for (int y = 0; y < h; y++)
             ys[y] = (int)((int64_t)y * H0 / h);
-        #pragma omp parallel for schedule(static) num_threads(threads)
+        #pragma omp parallel for schedule(static) num_threads(level_threads)
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
                 const size_t i = (size_t)y * w + x, s = (size_t)ys[y] * W0 + xs[x];
@@ -196,7 +203,7 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
             }
         /* F and B of the previous level, resized */
         float *f = foreground, *b = b_cur;
-        #pragma omp parallel for schedule(static) num_threads(threads)
+        #pragma omp parallel for schedule(static) num_threads(level_threads)
         for (int y = 0; y < h; y++) {
             const int sy = (int)((int64_t)y * h_prev / h);
             for (int x = 0; x < w; x++) {
@@ -211,7 +218,7 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
         const int iterations =
             w <= FG_SMALL_SIZE && h <= FG_SMALL_SIZE ? FG_SMALL_ITERATIONS : FG_BIG_ITERATIONS;
         for (int it = 0; it < iterations; it++)
-            sweep(colour, lev_alpha, f, b, w, h, progress, threads);
+            sweep(colour, lev_alpha, f, b, w, h, progress, level_threads);
         if (l < levels) {
             memcpy(f_prev, f, n * 3 * sizeof *f);
             memcpy(b_prev, b, n * 3 * sizeof *b);
