@@ -6,10 +6,21 @@
 #   make PYTHON=... the interpreter with numpy (and torch for the reference tests)
 #   make CUDA=1     the same with the CUDA backend, into build/cuda (nvcc from
 #                   CUDA_HOME, /usr/local/cuda; CUDA_ARCH: sm_90 code and PTX)
+#   make CROSS=aarch64-linux-gnu-  the same for ARM64 by that cross compiler,
+#                   into build/aarch64; make test-arm64 tests it under qemu
+#   make static     build/static/u2net, one statically linked program
 
 PYTHON   ?= /usr/bin/python3
 CC       ?= cc
-BUILD    ?= $(if $(CUDA),build/cuda,build)
+# CROSS: a cross compiler's prefix; its build goes to build/ARCH, without
+# the libraries the host's pkg-config would find (u2net serve's HTTP side)
+CROSS    ?=
+ifneq ($(CROSS),)
+CC       := $(CROSS)gcc
+AR       := $(CROSS)ar
+HTTP     ?= 0
+endif
+BUILD    ?= $(if $(CUDA),build/cuda,$(if $(CROSS),build/$(firstword $(subst -, ,$(CROSS))),build))
 SHARED   ?= ../shared
 OPT      ?= -O3
 CFLAGS   ?= $(OPT) -g
@@ -88,7 +99,7 @@ $(BUILD)/kernels/%_avx512.o: ALL_CFLAGS += $(AVX512_FLAGS)
 
 $(BUILD)/libu2net.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(BUILD)/libu2net.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -202,6 +213,35 @@ weights:
 
 test: all $(TEST_BINS)
 	U2NET_BUILD=$(abspath $(BUILD)) U2NET_LDFLAGS="$(LDFLAGS)" $(PYTHON) tests/run.py $(TESTS)
+
+# make static: $(BUILD)/static/u2net, the program linked statically (glibc,
+# libgomp, libm; stripped) with the built-in model, so that it runs on a
+# machine with nothing installed; without u2net serve's HTTP side, whose
+# library (libmicrohttpd, with GnuTLS) has no static build in Debian.
+# make test-static tests it (tests/test_static.py); with CROSS it is the
+# ARM64 one, build/aarch64/static/u2net.
+static:
+	$(MAKE) --no-print-directory BUILD=$(BUILD)/static HTTP=0 \
+	  LDFLAGS="-fopenmp -static -s" $(BUILD)/static/u2net
+test-static: static all
+	U2NET_BUILD=$(abspath $(BUILD)) U2NET_STATIC=$(abspath $(BUILD)/static/u2net) \
+	  $(PYTHON) tests/run.py test_static
+
+# make test-arm64: the library, program and C tests built for ARM64
+# (CROSS=aarch64-linux-gnu-, Debian's gcc-aarch64-linux-gnu) and its static
+# program, run under qemu-aarch64 (Debian's qemu-user) with the cross
+# compiler's libraries (ARM64_SYSROOT): test_kernels, test_backends and the
+# goldens, NEON against the reference and against this machine's AVX2
+# (tests/test_arm64.py).
+ARM64_CROSS   ?= aarch64-linux-gnu-
+ARM64_BUILD   ?= build/aarch64
+ARM64_SYSROOT ?= /usr/aarch64-linux-gnu
+test-arm64: all
+	$(MAKE) --no-print-directory CROSS=$(ARM64_CROSS) BUILD=$(ARM64_BUILD) all \
+	  $(ARM64_BUILD)/test_kernels $(ARM64_BUILD)/test_backends static
+	U2NET_BUILD=$(abspath $(BUILD)) U2NET_ARM64_BUILD=$(abspath $(ARM64_BUILD)) \
+	  U2NET_ARM64_SYSROOT=$(ARM64_SYSROOT) $(PYTHON) tests/run.py test_arm64
+.PHONY: static test-static test-arm64
 
 # Background removal on the sample photo with the default model.
 demo: all

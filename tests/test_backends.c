@@ -225,7 +225,7 @@ static void test_size(const char *path, const u2net_model *m, int h, int w)
     };
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {
         const variant *v = &vs[i];
-        if (v->isa > kernel_isa_best())
+        if (!kernel_isa_runs(v->isa))
             continue;
         cpu_options o = d;
         o.lean = v->lean, o.band_bytes = v->band_bytes, o.packed_bytes = v->packed_bytes;
