@@ -21,7 +21,8 @@ loopback; tests/serve_client.py) for a fixed time per configuration:
 Configurations are interleaved, peer after peer, for --rounds rounds; each
 figure is the median over the rounds. Then one long run: --long requests to
 u2net serve with the most workers and clients, its resident memory sampled
-from /proc after the first tenth and at the end. Prints throughput, p50 and
+from /proc after the first tenth and at the end (at --long-size, 160 by
+default: the run is about memory, and a smaller network makes it quick). Prints throughput, p50 and
 p99 latency, failed requests and peak RSS (VmHWM) side by side, and the
 ratios, and writes them to bench/out/serve.md and serve.json.
 """
@@ -192,6 +193,8 @@ def main():
     ap.add_argument("--duration", type=float, default=30, help="seconds of load per configuration")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--long", type=int, default=5000, help="requests of the memory run (0: none)")
+    ap.add_argument("--long-size", type=int, default=160,
+                    help="the memory run's network size (--size; it measures memory, not speed)")
     ap.add_argument("--no-rembg", action="store_true")
     ap.add_argument("--venv-python", default=shutil.which("python3") or sys.executable)
     a = ap.parse_args()
@@ -268,14 +271,14 @@ def main():
     long_run = None
     if a.long:
         w, c = max(workers), max(clients)
-        with ServeProcess(["--workers", str(w)], program=program) as s:
+        with ServeProcess(["--workers", str(w), "--size", str(a.long_size)], program=program) as s:
             tenth = max(1, a.long // 10)
             st0, _, _ = load(s.port, bodies, c, requests=tenth, content_type=ctype)
             rss0 = process_rss_kb(s.proc.pid) / 1024.0
             st1, lat, wall = load(s.port, bodies, c, requests=a.long - tenth, content_type=ctype)
             rss1 = process_rss_kb(s.proc.pid) / 1024.0
             ok = [l for x, l in zip(st1, lat) if x == 200]
-            long_run = {"workers": w, "clients": c, "requests": len(st0) + len(st1),
+            long_run = {"workers": w, "clients": c, "size": a.long_size, "requests": len(st0) + len(st1),
                         "failed": sum(x != 200 for x in st0 + st1), "rss_after_tenth_mb": rss0,
                         "rss_end_mb": rss1, "peak_rss_mb": peak_rss_mb(s.proc.pid), "rps": len(ok) / wall,
                         "p50_ms": 1000 * percentile(ok, 50), "p99_ms": 1000 * percentile(ok, 99)}
@@ -311,7 +314,7 @@ def report(results, extra, long_run, workers, clients, a, cores):
                          "peak RSS x%.2f" % (c, best, med(u, "rps") / med(r, "rps"), med(u, "p99_ms") / med(r, "p99_ms"),
                                              max(x["peak_rss_mb"] for x in u) / max(x["peak_rss_mb"] for x in r)))
     if long_run:
-        lines.append("- memory run: %(requests)d requests, --workers %(workers)d, %(clients)d clients: "
+        lines.append("- memory run: %(requests)d requests, --workers %(workers)d --size %(size)d, %(clients)d clients: "
                      "%(failed)d failed, %(rps).1f/s, p50 %(p50_ms).0f ms, p99 %(p99_ms).0f ms; RSS %(rss_after_tenth_mb).1f MB "
                      "after the first tenth, %(rss_end_mb).1f MB at the end, peak %(peak_rss_mb).1f MB; exit %(exit)d"
                      % long_run)

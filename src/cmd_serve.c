@@ -377,13 +377,18 @@ static int run_server(const serve_options *o, loaded_models *l)
                 o->workers == 1 ? "" : "s", wc.ctx.threads, wc.ctx.threads == 1 ? "" : "s",
                 o->queue);
         rc = wait_and_drain(http, metrics, &stops, (double)o->timeout + DRAIN_GRACE_S);
+        /* the workers first: they answer what is still queued (504 by now,
+         * after a drain that ran out of time) and so resume every suspended
+         * connection, which libmicrohttpd needs before it stops */
+        serve_workers_finish(workers);
+        serve_http_stop(http);
         if (rc == 0)
             fprintf(stderr, "u2net serve: stopped\n");
-        serve_http_stop(http);
     } else {
         print_error("serve: %s", err);
+        serve_workers_finish(workers);
     }
-    serve_workers_stop(workers);
+    serve_workers_free(workers);
     serve_metrics_free(metrics);
     return rc;
 }

@@ -177,7 +177,7 @@ static void append_model(text_buf *t, const char *name, const u2net_model *m, in
 {
     u2net_model_info info;
     u2net_model_get_info(m, &info);
-    text_appendf(&t[0], "{\"name\": ");
+    text_appendf(t, "{\"name\": ");
     text_append_json(t, name);
     text_appendf(t, ", \"architecture\": ");
     text_append_json(t, info.architecture);

@@ -35,7 +35,8 @@ int serve_http_port(const serve_http *h);
 /* Stops accepting connections; /health answers 503 "draining" from then on,
  * to connections already open. */
 void serve_http_quiesce(serve_http *h);
-/* Closes every connection and frees; call when no request is in flight. */
+/* Closes every connection and frees; call when no connection waits for a
+ * worker (after serve_workers_finish). */
 void serve_http_stop(serve_http *h);
 
 #endif

@@ -109,8 +109,10 @@ static void join_workers(serve_workers *pool)
     pthread_cond_broadcast(&pool->has_job);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 0; i < pool->cfg.workers; i++)
-        if (pool->w[i].started)
+        if (pool->w[i].started) {
             pthread_join(pool->w[i].thread, NULL);
+            pool->w[i].started = 0;
+        }
 }
 
 serve_workers *serve_workers_start(const serve_workers_config *cfg, char *err, size_t errlen,
@@ -185,8 +187,12 @@ void serve_workers_get_load(serve_workers *pool, serve_workers_load *load)
     pthread_mutex_unlock(&pool->lock);
 }
 
-void serve_workers_stop(serve_workers *pool)
+void serve_workers_finish(serve_workers *pool)
 {
     join_workers(pool);
+}
+
+void serve_workers_free(serve_workers *pool)
+{
     free_pool(pool);
 }

@@ -52,8 +52,11 @@ typedef struct {
 } serve_workers_load;
 void serve_workers_get_load(serve_workers *w, serve_workers_load *load);
 
-/* Refuses new jobs, lets the workers finish every queued one, joins them
- * and frees everything. */
-void serve_workers_stop(serve_workers *w);
+/* Refuses new jobs (submit fails from then on) and lets the workers finish
+ * every queued one; returns when they have ended. */
+void serve_workers_finish(serve_workers *w);
+/* Frees the contexts and the queue; after serve_workers_finish, once
+ * nothing calls the others any more. */
+void serve_workers_free(serve_workers *w);
 
 #endif

@@ -325,8 +325,10 @@ def test_hostile_requests():
                 break
             time.sleep(0.2)
         assert m["u2net_requests_in_flight"] == 1, m
-        print("    requests by status: %s" % {k.split("code=")[1][:-1] + " " + k.split('"')[1]: int(v)
-                                                for k, v in m.items() if k.startswith("u2net_requests_total")})
+        counts = {re.search(r'path="([^"]*)",code="([^"]*)"', k).groups(): int(v)
+                  for k, v in m.items() if k.startswith("u2net_requests_total")}
+        print("    answered: %s; dropped %d" % (", ".join("%s %s: %d" % (p, c, n) for (p, c), n in sorted(counts.items())),
+                                                m["u2net_requests_dropped_total"]))
         assert s.stop() == 0, s.log
 
 
@@ -340,7 +342,9 @@ def test_queue_full_and_timeout():
         statuses, _, _ = load(s.port, [photo], clients=8, requests=8)
         print("    8 at once, queue 1: %s" % sorted(statuses, key=str))
         assert set(statuses) <= {200, 503}, statuses
-        assert statuses.count(503) >= 1 and statuses.count(200) >= 2, statuses
+        # at least the first is taken; how many find the one queue slot free
+        # depends on when the worker takes the first
+        assert statuses.count(503) >= 1 and statuses.count(200) >= 1, statuses
         status, headers, _ = s.get("/health")
         assert status == 200
         assert s.stop() == 0
@@ -384,7 +388,9 @@ def test_sigterm_drains():
 @testlib.tidy
 def test_load_and_memory():
     """16 clients on keep-alive connections, 750 requests: none fails, and
-    the resident memory after the first 150 stays within 6 MB to the end."""
+    the resident memory after the first 150 stays within 6 MB to the end
+    (under make sanitize, 250 requests and no memory bound: AddressSanitizer
+    keeps freed memory in quarantine)."""
     need_server()
     rng = np.random.default_rng(5)
     from PIL import Image
@@ -397,13 +403,14 @@ def test_load_and_memory():
         statuses, _, _ = load(s.port, payloads, clients=16, requests=150)
         assert statuses == [200] * 150, set(map(str, statuses))
         rss0 = process_rss_kb(s.proc.pid)
-        statuses, lat, wall = load(s.port, payloads, clients=16, requests=600)
+        n = 100 if testlib.SANITIZE else 600
+        statuses, lat, wall = load(s.port, payloads, clients=16, requests=n)
         rss1 = process_rss_kb(s.proc.pid)
         failures = [x for x in statuses if x != 200]
-        print("    600 requests, 16 clients: %.0f/s, p50 %.0f ms, p99 %.0f ms; RSS %d -> %d kB"
-              % (600 / wall, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99), rss0, rss1))
+        print("    %d requests, 16 clients: %.0f/s, p50 %.0f ms, p99 %.0f ms; RSS %d -> %d kB"
+              % (n, n / wall, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99), rss0, rss1))
         assert not failures, failures[:5]
-        assert rss1 - rss0 < 6 * 1024, (rss0, rss1)
+        assert testlib.SANITIZE or rss1 - rss0 < 6 * 1024, (rss0, rss1)
         assert s.stop() == 0, s.log
 
 
