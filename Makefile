@@ -301,6 +301,7 @@ $(BUILD)/fma_peak: bench/fma_peak.c
 bench: $(BUILD)/u2net $(BUILD)/fma_peak
 	$(PYTHON) bench/run_bench.py --build $(BUILD) --isnet-weights $(SHARED)/weights/isnet-fp16.onnx \
 	  $(BENCH_ARGS)
+	$(PYTHON) bench/matting_bench.py --build $(BUILD) --shared $(SHARED)
 	$(PYTHON) bench/rembg_bench.py --build $(BUILD) --shared $(SHARED)
 	$(PYTHON) bench/serve_bench.py --build $(BUILD) --shared $(SHARED) $(SERVE_BENCH_ARGS)
 .PHONY: bench
