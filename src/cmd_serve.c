@@ -44,6 +44,10 @@
 /* after a stop signal, the requests in flight get the --timeout and this */
 #define DRAIN_GRACE_S 5
 
+/* Without libmicrohttpd the command is only its one line (cmd_serve), so
+ * the options are built only with it. */
+#ifdef U2NET_WITH_HTTP
+
 static const char help_text[] =
     "usage: u2net serve [OPTIONS]\n"
     "\n"
@@ -208,8 +212,6 @@ static int parse_serve_options(int argc, char **argv, serve_options *o)
         o->model_args[o->n_models++] = BUILTIN_MODEL_NAME;
     return 0;
 }
-
-#ifdef U2NET_WITH_HTTP
 
 typedef struct {
     char *names[SERVE_MAX_MODELS];
@@ -397,11 +399,11 @@ static int run_server(const serve_options *o, loaded_models *l)
 
 int cmd_serve(int argc, char **argv)
 {
+#ifdef U2NET_WITH_HTTP
     serve_options o;
     const int parsed = parse_serve_options(argc, argv, &o);
     if (parsed)
         return parsed == 1 ? 0 : 2;
-#ifdef U2NET_WITH_HTTP
     loaded_models l;
     memset(&l, 0, sizeof l);
     int rc = load_models(&o, &l);
@@ -410,6 +412,7 @@ int cmd_serve(int argc, char **argv)
     free_models(&l);
     return rc;
 #else
+    (void)argc, (void)argv;
     print_error("serve: this build has no HTTP server: install libmicrohttpd (Debian: apt-get "
                 "install libmicrohttpd-dev) and run make again");
     return 2;
