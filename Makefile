@@ -128,6 +128,10 @@ $(BUILD)/test_model_image: tests/test_model_image.c $(BUILD)/libu2net.a
 $(BUILD)/test_threads: tests/test_threads.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
+TEST_BINS += $(BUILD)/test_cancel
+$(BUILD)/test_cancel: tests/test_cancel.c $(BUILD)/libu2net.a
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
 # Speed and accuracy of the 3x3 convolution kernels on U2Net layer shapes.
 $(BUILD)/bench_conv: bench/bench_conv.c $(BUILD)/libu2net.a
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -7,7 +7,7 @@ same protocol and output lines.
 
 run_bench.py runs it with the Python of its own virtual environment, where it
 installs onnxruntime and numpy from PyPI. Prints `run I ms=X` per timed run,
-an information line, then `median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R`
+an information line, then `median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R peak_vm_mb=V`
 (ru_maxrss, MB of 10^6 bytes).
 """
 import sys

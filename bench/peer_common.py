@@ -58,6 +58,18 @@ def quantile(sorted_values, q):
     return sorted_values[lo] + (pos - lo) * (sorted_values[hi] - sorted_values[lo])
 
 
+def peak_vm_mb():
+    """The process's peak address space (VmPeak), MB of 10^6 bytes; 0 where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return 0.0
+
+
 def measure(run, a, info):
     """Calls run() (one inference; returns the outputs, the prediction first)
     a.warmup + a.runs times, timing each call, and prints the lines of
@@ -75,5 +87,5 @@ def measure(run, a, info):
     print("%s d0_mean=%.10f" % (info, d0_mean))
     times.sort()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux: KiB
-    print("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f"
-          % (quantile(times, 0.5), quantile(times, 0.1), quantile(times, 0.9), rss_mb))
+    print("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f peak_vm_mb=%.1f"
+          % (quantile(times, 0.5), quantile(times, 0.1), quantile(times, 0.9), rss_mb, peak_vm_mb()))

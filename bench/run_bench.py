@@ -48,7 +48,8 @@ ISNET_NOTE = ("isnet: the real ISNet weights (isnet-fp16.onnx); the engine runs 
 # of them is made again.
 MODEL_SOURCES = [os.path.join(REFERENCE_DIR, f) for f in ("random_weights.py", "u2net_ref.py", "make_goldens.py")] + \
     [os.path.join(TOOLS_DIR, f) for f in ("convert.py", "u2net_format.py")]
-SUMMARY_RE = re.compile(r"^median_ms=([\d.]+) p10_ms=([\d.]+) p90_ms=([\d.]+) peak_rss_mb=([\d.]+)$")
+SUMMARY_RE = re.compile(r"^median_ms=([\d.]+) p10_ms=([\d.]+) p90_ms=([\d.]+) peak_rss_mb=([\d.]+)"
+                        r" peak_vm_mb=([\d.]+)$")
 D0_MEAN_RE = re.compile(r"\bd0_mean=([-\d.]+)")
 VERSION_RE = re.compile(r"\b(ort|torch)=(\S+)")
 # Peers run the same weights on the same input: the means of their output 0
@@ -274,7 +275,8 @@ def run_peer(cmd):
         tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
         return {"error": "exit %d: %s" % (proc.returncode, tail[0])}
     result = {"median_ms": float(summary.group(1)), "p10_ms": float(summary.group(2)),
-              "p90_ms": float(summary.group(3)), "peak_rss_mb": float(summary.group(4))}
+              "p90_ms": float(summary.group(3)), "peak_rss_mb": float(summary.group(4)),
+              "peak_vm_mb": float(summary.group(5))}
     info = "\n".join(lines[:-1])
     d0 = D0_MEAN_RE.search(info)
     if d0:
@@ -338,6 +340,7 @@ def summarise(configs, results):
             ok = [r for r in results[cfg["key"]][peer] if "error" not in r]
             row[peer] = statistics.median(r["median_ms"] for r in ok) if ok else None
             row[peer + "_rss"] = max(r["peak_rss_mb"] for r in ok) if ok else None
+            row[peer + "_vm"] = max(r["peak_vm_mb"] for r in ok) if ok else None
             row[peer + "_rounds"] = [r["median_ms"] for r in ok]
         rows.append(row)
     return rows
@@ -364,17 +367,18 @@ def render(rows, peak, meta):
                        "cores while it was measured, and the timings below suffer from it too." % peak["threads"])
     out.append("")
     out.append("| model | size | threads | engine ms | ORT ms | torch ms | engine/ORT | engine/torch "
-               "| RSS engine MB | RSS ORT MB | RSS torch MB |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+               "| RSS engine MB | RSS ORT MB | RSS torch MB | VM engine MB | VM ORT MB |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "skipped" in r:
             out.append("| %s | %d | %d | skipped: %s |%s" % (r["model"], r["size"], r["threads"], r["skipped"],
-                                                            " - |" * 7))
+                                                            " - |" * 9))
             continue
-        out.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        out.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["model"], r["size"], r["threads"], fmt(r.get("engine")), fmt(r.get("ort")), fmt(r.get("torch")),
             fmt(ratio(r.get("engine"), r.get("ort")), "%.2f"), fmt(ratio(r.get("engine"), r.get("torch")), "%.2f"),
-            fmt(r.get("engine_rss")), fmt(r.get("ort_rss")), fmt(r.get("torch_rss"))))
+            fmt(r.get("engine_rss")), fmt(r.get("ort_rss")), fmt(r.get("torch_rss")),
+            fmt(r.get("engine_vm")), fmt(r.get("ort_vm"))))
     out.append("")
     out.append("| model | size | threads | GFLOP | engine GFLOP/s | engine % of peak | engine ms/MP "
                "| ORT ms/MP | torch ms/MP |")
@@ -399,6 +403,7 @@ def render(rows, peak, meta):
                "% of peak is against the measured FMA peak for that many threads. "
                "ms/MP: median time per megapixel of input; constant across sizes means cost linear in pixels. "
                "RSS: peak resident memory of the whole process (getrusage ru_maxrss), "
+               "VM: its peak address space (VmPeak, what ulimit -v limits), "
                "MB of 10^6 bytes, the largest over rounds.")
     if any(r["model"] == ISNET and "skipped" not in r for r in rows):
         out.append(ISNET_NOTE)

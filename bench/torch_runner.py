@@ -10,7 +10,7 @@
 dict, BatchNorm unfolded as in the authors' code. --u2nc: the network and
 weights of a project model file (BatchNorm folded, as the file holds them;
 float16 weights made float32). Prints `run I ms=X` per timed run, an
-information line, then `median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R`
+information line, then `median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R peak_vm_mb=V`
 (ru_maxrss, MB of 10^6 bytes).
 """
 import os

@@ -281,6 +281,10 @@ int cuda_run(backend *b, const float *input, u2net_error *err)
 {
     cuda_backend *c = (cuda_backend *)b;
     const gpu_plan *p = &c->plan;
+    if (cancel_requested(b->cancel)) {
+        set_error(err, U2NET_ECANCELED, "the run was cancelled");
+        return U2NET_ECANCELED;
+    }
     memcpy(c->host_in, input, sizeof(float) * p->input.image * p->batch);
     if (cuda_failed(cudaSetDevice(c->gpu), "selecting the GPU", err) ||
         cuda_failed(cudaGraphLaunch(c->graph, c->stream), "running", err) ||

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 
+#include "cancel.h"
 #include "graph.h"
 #include "kernels.h"
 
@@ -24,7 +25,8 @@ typedef struct {
     /* Plans everything for graph g run on batch images at once; g stays
      * valid and unchanged until the next prepare or destroy. */
     int (*prepare)(backend *b, const graph *g, int batch, u2net_error *err);
-    /* Runs the prepared graph on input [batch, in_channels, h, w]. */
+    /* Runs the prepared graph on input [batch, in_channels, h, w]; stops
+     * with U2NET_ECANCELED when b->cancel asks it to (cancel.h). */
     int (*run)(backend *b, const float *input, u2net_error *err);
     /* Output k of image i of the last run, [h, w] floats in host memory. */
     const float *(*output)(const backend *b, int i, int k);
@@ -36,6 +38,12 @@ typedef struct {
 /* Every backend's state starts with this. */
 struct backend {
     const backend_ops *ops;
+    const cancel_flag *cancel; /* the context's (set by it after creating the backend) */
+    int threads;               /* CPU threads it runs (prepare may lower them to what the
+                                  process can start: resources.h); 0 on a GPU */
+    size_t reserve;            /* host memory the caller takes besides the plan (the image
+                                  path's): prepare counts it in the memory the run needs
+                                  and leaves it free when it starts threads */
 };
 
 backend *reference_backend_new(int threads, u2net_error *err);
@@ -48,6 +56,9 @@ typedef struct {
                                 pays (its tensors are streamed, at most +15% multiply-adds) */
     size_t band_bytes;       /* line buffers and windows of one pipeline */
     size_t packed_bytes;     /* Winograd weights of one pipeline packed once per run */
+    double call_macs;        /* multiply-adds of one kernel call at most: a call over
+                                more rows is cut into calls of fewer, with a look at
+                                the cancellation request between them */
 } cpu_options;
 void cpu_options_default(cpu_options *o);
 backend *cpu_backend_new(int threads, const cpu_options *o, u2net_error *err);

@@ -2,17 +2,28 @@
  * builds the model's graph for each new input size (graph/network.c) and
  * hands it, with the batch, to its backend (backend.h), which plans its
  * memory once and runs it. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "backend.h"
 #include "error.h"
+#include "resources.h"
+
+/* Safe in a signal handler only when lock-free. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "u2net_ctx_cancel needs a lock-free atomic int");
+struct cancel_flag {
+    atomic_int requested;
+};
+
+int cancel_requested(const cancel_flag *f)
+{
+    return f && atomic_load_explicit(&f->requested, memory_order_relaxed);
+}
 
 struct u2net_ctx {
+    cancel_flag cancel;
     const u2net_model *model;
     u2net_ctx_opts opts;
     backend *backend;
@@ -76,7 +87,9 @@ u2net_ctx *u2net_ctx_new_opts(const u2net_model *m, const u2net_ctx_opts *o, u2n
     else
         u2net_ctx_opts_default(&c->opts);
 #ifdef _OPENMP
-    const int threads = c->opts.threads > 0 ? c->opts.threads : omp_get_num_procs();
+    /* more threads than cores only wait for each other */
+    const int cores = cores_available();
+    const int threads = c->opts.threads > 0 && c->opts.threads < cores ? c->opts.threads : cores;
 #else
     const int threads = 1;
 #endif
@@ -86,6 +99,8 @@ u2net_ctx *u2net_ctx_new_opts(const u2net_model *m, const u2net_ctx_opts *o, u2n
         free(c);
         return NULL;
     }
+    atomic_init(&c->cancel.requested, 0);
+    c->backend->cancel = &c->cancel;
     return c;
 }
 
@@ -115,6 +130,22 @@ size_t u2net_ctx_arena_bytes(const u2net_ctx *c)
 
 const u2net_model *u2net_ctx_model(const u2net_ctx *c) { return c->model; }
 
+int u2net_ctx_threads(const u2net_ctx *c) { return c->backend->threads; }
+
+void context_reserve_memory(u2net_ctx *c, size_t bytes) { c->backend->reserve = bytes; }
+
+void u2net_ctx_cancel(u2net_ctx *c)
+{
+    if (c)
+        atomic_store_explicit(&c->cancel.requested, 1, memory_order_relaxed);
+}
+
+void u2net_ctx_clear_cancel(u2net_ctx *c)
+{
+    if (c)
+        atomic_store_explicit(&c->cancel.requested, 0, memory_order_relaxed);
+}
+
 int u2net_run_batch(u2net_ctx *c, const float *nchw, int n, int h, int w, u2net_error *err)
 {
     if (err)
@@ -133,6 +164,11 @@ int u2net_run_batch(u2net_ctx *c, const float *nchw, int n, int h, int w, u2net_
     if (n < 1 || n > U2NET_MAX_BATCH) {
         set_error(err, U2NET_EARG, "batch of %d images is outside 1..%d", n, U2NET_MAX_BATCH);
         return U2NET_EARG;
+    }
+    c->have_output = 0;
+    if (cancel_requested(&c->cancel)) {
+        set_error(err, U2NET_ECANCELED, "the run was cancelled");
+        return U2NET_ECANCELED;
     }
     const graph_tensor *in = c->graph.nodes ? &c->graph.tensors[c->graph.input] : NULL;
     if (!in || in->h != h || in->w != w) {

@@ -6,10 +6,11 @@
 
 #include "backend.h"
 #include "error.h"
+#include "resources.h"
 
 typedef struct {
     backend base;
-    int threads;
+    int threads_asked; /* base.threads: as many of them as the process can start */
     const graph *g;
     int batch;
     float *outputs;   /* [batch, n_outputs, h, w] */
@@ -29,6 +30,7 @@ static int reference_prepare(backend *b, const graph *g, int batch, u2net_error 
         set_error(err, U2NET_ENOMEM, "out of memory for the outputs of a %dx%d run", o->w, o->h);
         return U2NET_ENOMEM;
     }
+    r->base.threads = threads_startable(r->threads_asked, r->base.reserve);
     return 0;
 }
 
@@ -40,7 +42,7 @@ static int reference_run(backend *b, const float *input, u2net_error *err)
     for (int i = 0; i < r->batch; i++) {
         const int rc = forward_run(r->g, input + (size_t)i * in_floats,
                                    r->outputs + (size_t)i * r->plane * r->g->n_outputs,
-                                   r->threads, err);
+                                   r->base.threads, r->base.cancel, err);
         if (rc)
             return rc;
     }
@@ -85,6 +87,6 @@ backend *reference_backend_new(int threads, u2net_error *err)
         return NULL;
     }
     r->base.ops = &reference_ops;
-    r->threads = threads;
+    r->base.threads = r->threads_asked = threads;
     return &r->base;
 }

@@ -50,7 +50,8 @@ enum {
     U2NET_EARG = 4,     /* bad argument: input size 0 or beyond the limits */
     U2NET_ENOMEM = 5,   /* an allocation failed */
     U2NET_EEXIST = 6,   /* the output exists and was not to be replaced */
-    U2NET_EDEVICE = 7   /* the device asked for is not in this build or not usable */
+    U2NET_EDEVICE = 7,  /* the device asked for is not in this build or not usable */
+    U2NET_ECANCELED = 8 /* the run was cancelled (u2net_ctx_cancel) */
 };
 
 /* Where a context runs the network. U2NET_DEVICE_CUDA needs a build with
@@ -69,8 +70,9 @@ typedef enum {
  * brackets). */
 typedef struct {
     u2net_device device;  /* (CPU) */
-    int threads;          /* CPU threads; <= 0 means all cores (0); results do not depend
-                             on it */
+    int threads;          /* CPU threads; <= 0 means all cores (0); at most the cores the
+                             process may run on (its CPU affinity); results do not
+                             depend on it */
     int reference;        /* CPU: the plain forward pass with the reference kernels, slow,
                              for testing the fast path against (0) */
     u2net_isa isa;        /* CPU: the fast kernels' instruction set (best) */
@@ -138,6 +140,20 @@ const char *u2net_ctx_backend_name(const u2net_ctx *c);
 size_t u2net_ctx_arena_bytes(const u2net_ctx *c);
 /* The model a context runs. */
 const u2net_model *u2net_ctx_model(const u2net_ctx *c);
+/* CPU threads the context's runs use: the threads asked for, or fewer when
+ * the process could not start that many when the run planned its memory
+ * (an address-space limit leaving no room for their stacks); 0 on a GPU. */
+int u2net_ctx_threads(const u2net_ctx *c);
+/* Asks the context's run to stop, from any thread or from a signal handler
+ * (it only stores to a lock-free atomic): the run in progress, and every
+ * later one until u2net_ctx_clear_cancel, returns U2NET_ECANCELED with its
+ * outputs unset. The CPU backends look at the request between layers and
+ * between calls of a kernel of at most 2^30 multiply-adds (a layer is cut
+ * into bands of rows to keep to it), so a run stops within tens of
+ * milliseconds at any input size; the plain reference pass (`reference`)
+ * between layers only; a GPU run before it starts. */
+void u2net_ctx_cancel(u2net_ctx *c);
+void u2net_ctx_clear_cancel(u2net_ctx *c);
 
 /* Runs the network on a normalised 3 x h x w float32 image (planar CHW).
  * Memory is planned when (h, w) or the batch differs from the previous
@@ -196,6 +212,14 @@ int u2net_image_decode(const void *data, size_t len, size_t max_pixels,
                        u2net_image *out, u2net_error *err);
 int u2net_image_load(const char *path, size_t max_pixels, u2net_image *out,
                      u2net_error *err);
+/* Whether head, a file's first bytes (at least 18 where it has them), can
+ * begin an image u2net_image_decode reads: PNG, JPEG, GIF, BMP and binary
+ * PNM by their signatures, TGA (which has none) by a plausible header. A
+ * reader of a stream asks this before reading the rest of it. */
+int u2net_image_sniff(const void *head, size_t len);
+/* The images a file holds: the frames of an animated GIF, of which
+ * u2net_image_decode decodes the first; 1 for every other file. */
+int u2net_image_frame_count(const void *data, size_t len);
 /* A new image of the given size (within U2NET_MAX_IMAGE_*), zero-filled. */
 int u2net_image_alloc(u2net_image *img, int width, int height, int channels,
                       u2net_error *err);
@@ -302,7 +326,7 @@ void u2net_matte_free(u2net_matte *m);
 int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, float eps,
                         int subsample, float *q, u2net_error *err);
 /* The radius and subsampling guided refinement uses for an image: radius
- * when > 0, else round(2 x longer side / net_side) (net_side 0 =
+ * when > 0, else round(4 x longer side / net_side) (net_side 0 =
  * U2NET_GUIDED_DEFAULT_NET_SIDE), at least 2; subsample max(1, radius / 4,
  * ceil(sqrt(pixels / U2NET_GUIDED_GRID_PIXELS))). */
 void u2net_guided_params(int width, int height, int net_side, int radius, int *radius_used,

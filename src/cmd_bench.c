@@ -20,7 +20,7 @@ static const char usage[] =
     "                   [--reference] [--fast] [--gpu N]\n"
     "  Runs the network on a fixed smooth 3xHxW input: W untimed warm-up runs,\n"
     "  then N timed runs, each printed as 'run I ms=X', then an information line\n"
-    "  and last 'median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R'.\n"
+    "  and last 'median_ms=X p10_ms=Y p90_ms=Z peak_rss_mb=R peak_vm_mb=V'.\n"
     "  --size S|WxH  network input size (default: the model's own, 320)\n"
     "  --runs N      timed runs (10)\n"
     "  --warmup W    untimed runs before them (2)\n"
@@ -35,7 +35,9 @@ static const char usage[] =
     "  A run's time is wall clock around u2net_run_batch alone (on the GPU: the\n"
     "  input's copy, the run and the outputs' copy back, synchronously). Percentiles interpolate\n"
     "  linearly between the sorted runs. peak_rss_mb is the process's peak resident\n"
-    "  memory (getrusage ru_maxrss) in MB of 10^6 bytes.\n";
+    "  memory (getrusage ru_maxrss), peak_vm_mb its peak address space (VmPeak in\n"
+    "  /proc/self/status, what ulimit -v limits; 0 where unknown), in MB of 10^6\n"
+    "  bytes.\n";
 
 /* The benchmark input: a smooth pattern in about [-1.5, 1.5], like a
  * normalised image. bench/peer_common.py computes the same formula so every
@@ -75,6 +77,20 @@ static double peak_rss_mb(void)
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0.0;
     return ru.ru_maxrss * 1024.0 / 1e6; /* Linux counts ru_maxrss in KiB */
+}
+
+/* The process's peak address space (VmPeak, in kB), or 0 where unknown. */
+static double peak_vm_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0.0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmPeak: %lf kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024.0 / 1e6;
 }
 
 /* Parses "S" or "WxH" into *w and *h. Returns 0 on success. */
@@ -196,11 +212,12 @@ int cmd_bench(int argc, char **argv)
     for (long p = 0; p < w * h; p++)
         d0_sum += d0[p];
     printf("model=%s size=%ldx%ld batch=%ld threads=%d kernels=%s arena_mb=%.1f d0_mean=%.10f\n",
-           u2net_model_name(m), w, h, batch, ca.opts.threads, u2net_ctx_backend_name(c),
+           u2net_model_name(m), w, h, batch, u2net_ctx_threads(c), u2net_ctx_backend_name(c),
            u2net_ctx_arena_bytes(c) / 1e6, d0_sum / (double)(w * h));
     qsort(ms, (size_t)runs, sizeof *ms, compare_doubles);
-    printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f\n", quantile(ms, (int)runs, 0.5),
-           quantile(ms, (int)runs, 0.1), quantile(ms, (int)runs, 0.9), peak_rss_mb());
+    printf("median_ms=%.2f p10_ms=%.2f p90_ms=%.2f peak_rss_mb=%.1f peak_vm_mb=%.1f\n",
+           quantile(ms, (int)runs, 0.5), quantile(ms, (int)runs, 0.1), quantile(ms, (int)runs, 0.9),
+           peak_rss_mb(), peak_vm_mb());
     rc = 0;
 done:
     u2net_ctx_free(c);

@@ -183,6 +183,7 @@ typedef struct {
     claim_table claims;      /* outputs of this run so far */
     progress bar;
     size_t done, failed, skipped;
+    int threads;             /* the context's, noted when fewer than asked */
 } run_state;
 
 /* Prints one line on stderr ("u2net: " first for a problem) without
@@ -192,13 +193,10 @@ static void say(run_state *r, int problem, const char *fmt, ...)
 static void say(run_state *r, int problem, const char *fmt, ...)
 {
     progress_clear(&r->bar);
-    if (problem)
-        fputs("u2net: ", stderr);
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vprint_line(problem ? "u2net: " : "", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     progress_redraw(&r->bar);
 }
 
@@ -351,7 +349,100 @@ static int load_model(run_state *r)
     r->ctx = u2net_ctx_new_opts(r->model, &co, &err);
     if (!r->ctx)
         return report_context_error(&err);
+    r->threads = u2net_ctx_threads(r->ctx);
+    if (r->opt.threads > r->threads && r->threads > 0 && !r->opt.quiet)
+        say(r, 0, "note: --threads %ld: this process may run on %d core%s (its CPU affinity), "
+            "so %d thread%s", r->opt.threads, r->threads, r->threads == 1 ? "" : "s", r->threads,
+            r->threads == 1 ? "" : "s");
     return 0;
+}
+
+/* After a run: a note when the context ran fewer threads than before, which
+ * it does when the process cannot start them (a memory limit). */
+static void note_fewer_threads(run_state *r)
+{
+    const int now = u2net_ctx_threads(r->ctx);
+    if (now < r->threads && !r->opt.quiet)
+        say(r, 0, "note: running %d thread%s, not %d: the process cannot start more "
+            "(its memory limits leave no room for their stacks)", now, now == 1 ? "" : "s",
+            r->threads);
+    r->threads = now;
+}
+
+/* Whether the folder holding path is the folder dir (the same file). */
+static int in_folder(const char *path, const char *dir)
+{
+    const char *slash = strrchr(path, '/');
+    char *parent = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    struct stat a, b;
+    const int same = parent && stat(parent, &a) == 0 && stat(dir, &b) == 0 &&
+                     a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    free(parent);
+    return same;
+}
+
+/* Whether input f is a file this program writes: NAME_TYPE.png or .jpg
+ * (TYPE any output type) in the folder its own outputs would go to. */
+static int is_own_output(const run_state *r, const input_file *f)
+{
+    const char *ext = path_extension(f->path);
+    if (!str_eq_ci(ext, "png") && !str_eq_ci(ext, "jpg") && !str_eq_ci(ext, "jpeg"))
+        return 0;
+    const size_t stem = strlen(f->stem);
+    int named = 0;
+    for (int t = 0; t < U2NET_OUT_COUNT && !named; t++) {
+        const char *type = u2net_output_name((u2net_output_type)t);
+        const size_t n = strlen(type);
+        named = stem > n + 1 && f->stem[stem - n - 1] == '_' && !strcmp(f->stem + stem - n, type);
+    }
+    if (!named)
+        return 0;
+    char *dir = output_path(r->opt.output, f->subdir, "", "", "");
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = 0;
+    const int mine = slash && in_folder(f->path, dir);
+    free(dir);
+    return mine;
+}
+
+/* Whether path is one of the command line's inputs as given. */
+static int named_on_command_line(const run_state *r, const char *path)
+{
+    for (size_t i = 0; i < r->opt.n_inputs; i++)
+        if (!strcmp(r->opt.inputs[i], path))
+            return 1;
+    return 0;
+}
+
+/* Takes the files this program writes out of the inputs found in folders
+ * when the output folder is among them (a second run over photos/ with
+ * `-o photos/` would cut out the cutouts), with one note naming the first;
+ * a file named on the command line stays an input. */
+static void drop_own_outputs(run_state *r)
+{
+    size_t kept = 0, dropped = 0;
+    char *first = NULL;
+    for (size_t i = 0; i < r->inputs.count; i++) {
+        input_file *f = &r->inputs.items[i];
+        if (strcmp(f->path, "-") && !named_on_command_line(r, f->path) && is_own_output(r, f)) {
+            if (!first)
+                first = f->path;
+            else
+                free(f->path);
+            free(f->subdir), free(f->stem);
+            dropped++;
+        } else {
+            r->inputs.items[kept++] = *f;
+        }
+    }
+    r->inputs.count = kept;
+    if (dropped && !r->opt.quiet)
+        say(r, 0, "note: %zu file%s in the output folder %s %s the name%s of this program's "
+            "outputs (%s%s): not taken as input%s", dropped, dropped == 1 ? "" : "s",
+            r->opt.output, dropped == 1 ? "has" : "have", dropped == 1 ? "" : "s", first,
+            dropped > 1 ? ", ..." : "", dropped == 1 ? "" : "s");
+    free(first);
 }
 
 /* Finds the inputs; returns 0, or 1 when out of memory. Problems are counted
@@ -365,6 +456,8 @@ static int find_inputs(run_state *r)
     for (size_t i = 0; i < r->opt.n_inputs; i++)
         if (inputs_add(&r->inputs, &r->folders, r->opt.inputs[i], &so, &r->failed) != 0)
             goto oom;
+    if (r->dest == DEST_FOLDER)
+        drop_own_outputs(r);
     for (size_t i = 0; i < r->inputs.count; i++) {
         const input_file *f = &r->inputs.items[i];
         if (f->has_id && file_id_add(&r->input_ids, f->dev, f->ino, f->path) != 0)
@@ -411,7 +504,9 @@ static int read_input(run_state *r, const input_file *in, u2net_image *img)
         return -1;
     }
     errno = 0;
-    const int rc = read_stream(f, limit, &data, &len);
+    /* the first bytes are looked at before the rest is read: a device or a
+     * large file that is no image is refused at once */
+    const int rc = read_stream(f, limit, u2net_image_sniff, &data, &len);
     const int saved = errno;
     if (!from_stdin)
         fclose(f);
@@ -419,6 +514,9 @@ static int read_input(run_state *r, const input_file *in, u2net_image *img)
         if (saved == EFBIG)
             say(r, 1, "%s: too large for an image within --max-pixels %zu", in->path,
                 r->opt.max_pixels);
+        else if (saved == EILSEQ)
+            say(r, 1, "%s: not an image in a format this program reads (JPEG, PNG, BMP, TGA, "
+                "GIF, binary PNM): its first bytes are no such file's", in->path);
         else
             say(r, 1, "%s: cannot read: %s", in->path, strerror(saved));
         return -1;
@@ -430,11 +528,14 @@ static int read_input(run_state *r, const input_file *in, u2net_image *img)
     }
     u2net_error err;
     const int dec = u2net_image_decode(data, len, r->opt.max_pixels, img, &err);
+    const int frames = dec == 0 ? u2net_image_frame_count(data, len) : 1;
     free(data);
     if (dec != 0) {
         say(r, 1, "%s: %s", in->path, err.msg);
         return -1;
     }
+    if (frames > 1 && !r->opt.quiet)
+        say(r, 0, "note: %s: an animation of %d frames; only the first is used", in->path, frames);
     return 0;
 }
 
@@ -543,7 +644,8 @@ static int make_output_folder(run_state *r, const char *path)
 }
 
 /* Writes bytes to an output: standard output, or a file that replaces an
- * existing one only with --overwrite. Returns 0, or -1 after reporting. */
+ * existing one only with --overwrite. Returns 0; 1 when the file appeared
+ * meanwhile and --skip-existing keeps it; or -1 after reporting. */
 static int put_bytes(run_state *r, const char *path, const void *data, size_t len)
 {
     errno = 0;
@@ -558,6 +660,12 @@ static int put_bytes(run_state *r, const char *path, const void *data, size_t le
         return -1;
     u2net_error err;
     const int rc = u2net_write_file(path, data, len, r->opt.overwrite, &err);
+    if (rc == U2NET_EEXIST && r->opt.skip_existing) {
+        /* another process wrote it since this one looked: theirs stays */
+        if (r->opt.verbose)
+            say(r, 0, "%s: written meanwhile by another run; kept", path);
+        return 1;
+    }
     if (rc != 0) {
         if (rc == U2NET_EEXIST)
             say(r, 1, "%s: exists (use --overwrite)", path);
@@ -568,7 +676,7 @@ static int put_bytes(run_state *r, const char *path, const void *data, size_t le
     return 0;
 }
 
-/* Renders and writes one output; returns 0, or -1 after reporting. */
+/* Renders and writes one output; returns as put_bytes does. */
 static int write_output(run_state *r, const input_file *in, const u2net_image *img,
                         const u2net_matte *matte, const planned_output *p)
 {
@@ -607,14 +715,18 @@ static int write_output(run_state *r, const input_file *in, const u2net_image *i
 typedef enum { INPUT_DONE, INPUT_FAILED, INPUT_SKIPPED, INPUT_INTERRUPTED } input_result;
 
 /* The signal (SIGINT or SIGTERM) that asked the run to stop, or 0. It is
- * looked at between the steps of an input, so the run stops with every
- * output either whole under its name or not written, and no temporary file
- * left; a second signal ends the process at once. */
+ * looked at between the steps of an input, and the network's run in
+ * progress is cancelled (u2net_ctx_cancel: it stops within tens of
+ * milliseconds), so the run stops with every output either whole under its
+ * name or not written, and no temporary file left; a second signal ends
+ * the process at once. */
 static volatile sig_atomic_t stop_signal;
+static u2net_ctx *stop_ctx; /* the context the handler cancels */
 
 static void on_stop_signal(int sig)
 {
     stop_signal = sig;
+    u2net_ctx_cancel(stop_ctx);
 }
 
 static void catch_stop_signals(void)
@@ -652,21 +764,29 @@ static input_result process_input(run_state *r, const input_file *in)
     }
     u2net_error err;
     if (u2net_matte_image(r->ctx, &img, &o->mask, &matte, &err) != 0) {
-        say(r, 1, "%s: %s", in->path, err.msg);
+        if (err.code == U2NET_ECANCELED)
+            result = INPUT_INTERRUPTED;
+        else
+            say(r, 1, "%s: %s", in->path, err.msg);
         goto done;
     }
+    note_fewer_threads(r);
     have_matte = 1;
     if (stop_signal) {
         result = INPUT_INTERRUPTED;
         goto done;
     }
-    int ok = 1;
-    for (int k = 0; k < o->n_types; k++)
-        if (!outs[k].keep && write_output(r, in, &img, &matte, &outs[k]) != 0)
-            ok = 0;
+    int ok = 1, written = 0;
+    for (int k = 0; k < o->n_types; k++) {
+        if (outs[k].keep)
+            continue;
+        const int w = write_output(r, in, &img, &matte, &outs[k]);
+        ok &= w >= 0;
+        written += w == 0;
+    }
     if (!ok)
         goto done;
-    result = INPUT_DONE;
+    result = written ? INPUT_DONE : INPUT_SKIPPED;
     if (o->verbose) {
         size_t n = 0;
         char list[1024] = "";
@@ -727,6 +847,7 @@ int cmd_remove(int argc, char **argv)
     /* inputs that failed while they were being found count as finished */
     const size_t total = r.inputs.count + r.failed;
     progress_start(&r.bar, total, r.failed, !r.opt.quiet && isatty(STDERR_FILENO));
+    stop_ctx = r.ctx;
     catch_stop_signals();
     size_t i = 0;
     for (; i < r.inputs.count && !stop_signal; i++) {

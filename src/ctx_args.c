@@ -1,4 +1,5 @@
 /* ctx_args.c - the options that choose how a context runs (ctx_args.h). */
+#include <stdio.h>
 #include <string.h>
 
 #include "ctx_args.h"
@@ -72,5 +73,10 @@ u2net_ctx *ctx_args_new_context(const ctx_args *a, const u2net_model *m, int *st
         *status = 1;
         return NULL;
     }
+    const int threads = u2net_ctx_threads(c);
+    if (a->opts.threads > threads && threads > 0)
+        fprintf(stderr, "note: --threads %d: this process may run on %d core%s (its CPU "
+                "affinity), so %d thread%s\n", a->opts.threads, threads, threads == 1 ? "" : "s",
+                threads, threads == 1 ? "" : "s");
     return c;
 }

@@ -12,13 +12,40 @@
 #include <time.h>
 #include <unistd.h>
 
+void vprint_line(const char *prefix, const char *fmt, va_list ap)
+{
+    char small[1024], *text = small;
+    va_list again;
+    va_copy(again, ap);
+    const int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
+        vsnprintf(text, (size_t)n + 1, fmt, again);
+    va_end(again);
+    if (!text)
+        text = small; /* out of memory: the line cut short */
+    fputs(prefix, stderr);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c >= 0x20 && *c != 0x7f)
+            fputc(*c, stderr);
+        else if (*c == '\n')
+            fputs("\\n", stderr);
+        else if (*c == '\t')
+            fputs("\\t", stderr);
+        else if (*c == '\r')
+            fputs("\\r", stderr);
+        else
+            fprintf(stderr, "\\x%02x", *c);
+    }
+    fputc('\n', stderr);
+    if (text != small)
+        free(text);
+}
+
 void print_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("u2net: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vprint_line("u2net: ", fmt, ap);
     va_end(ap);
 }
 
@@ -84,7 +111,8 @@ int parse_float(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-int read_stream(FILE *f, size_t limit, unsigned char **data, size_t *len)
+int read_stream(FILE *f, size_t limit, int (*accept)(const void *head, size_t n),
+                unsigned char **data, size_t *len)
 {
     *data = NULL, *len = 0;
     size_t cap = 1 << 16, n = 0;
@@ -92,6 +120,10 @@ int read_stream(FILE *f, size_t limit, unsigned char **data, size_t *len)
     int saved = buf ? 0 : ENOMEM;
     while (buf) {
         n += fread(buf + n, 1, cap - n, f);
+        if (accept && cap == 1 << 16 && n > 0 && !accept(buf, n)) {
+            saved = EILSEQ;
+            break;
+        }
         if (n < cap)
             break;
         if (limit && n > limit) {
@@ -125,7 +157,7 @@ int read_file(const char *path, unsigned char **data, size_t *len)
     if (!f)
         return -1;
     errno = 0;
-    int rc = read_stream(f, 0, data, len);
+    int rc = read_stream(f, 0, NULL, data, len);
     const int saved = errno;
     fclose(f);
     errno = saved;

@@ -2,13 +2,18 @@
 #ifndef U2NET_UTIL_H
 #define U2NET_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #include "u2net.h"
 
-/* Prints "u2net: " + the formatted message + newline on stderr (and goes
- * on: the caller decides what follows). */
+/* One line on stderr: prefix, then the formatted text with its control
+ * characters escaped (\n, \t, \r, \xHH), so that a name holding a newline
+ * cannot break the one line a message is. */
+void vprint_line(const char *prefix, const char *fmt, va_list ap);
+/* vprint_line with the prefix "u2net: " (and goes on: the caller decides
+ * what follows). */
 void print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parses a whole decimal integer in [lo, hi]: no leading blanks, no trailing
@@ -23,8 +28,10 @@ int parse_float(const char *s, double lo, double hi, double *out);
 int read_file(const char *path, unsigned char **data, size_t *len);
 
 /* As read_file, for an open stream, stopping with EFBIG once more than limit
- * bytes arrive (limit 0: no limit). */
-int read_stream(FILE *f, size_t limit, unsigned char **data, size_t *len);
+ * bytes arrive (limit 0: no limit), and with EILSEQ after the first 64 KB
+ * (or fewer, all there is) when accept (NULL: anything) refuses them. */
+int read_stream(FILE *f, size_t limit, int (*accept)(const void *head, size_t n),
+                unsigned char **data, size_t *len);
 
 /* Writes len bytes to a stream and flushes it; returns 0, or -1 with errno. */
 int write_stream(FILE *f, const void *data, size_t len);

@@ -244,6 +244,17 @@ static void test_size(const char *path, const u2net_model *m, int h, int w)
         if (b)
             b->ops->destroy(b);
     }
+    /* every kernel call cut into calls of 4 rows (4 d), as a large input's are so
+     * that cancellation is looked at often: the same bits */
+    cpu_options cut = d;
+    cut.call_macs = 1.0;
+    backend *b = cpu_backend_new(2, &cut, &err);
+    const int cut_ok = b && run_backend(b, &g, x, got, plane) == 0;
+    check(cut_ok && memcmp(first, got, sizeof(float) * plane * (size_t)g.n_outputs) == 0,
+          "%s %dx%d: kernel calls cut into calls of 4 rows (4 d when dilated): the same bits as whole calls", path, h,
+          w);
+    if (b)
+        b->ops->destroy(b);
     test_batch(path, &g, x, first, plane);
     test_gpu_plan(path, &g, x, want, plane, 1, "im2col by rows");
     test_gpu_plan(path, &g, x, want, plane, 64u << 20, "im2col whole");

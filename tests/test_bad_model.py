@@ -336,6 +336,7 @@ def layer_cases():
     add(_layers_case("stage after the sides", TINY, lambda r: r.insert(4, r.pop(2))))
     add(_layers_case("no sides", TINY, lambda r: (r.pop(3), r.pop(3), r.__setitem__(3, [6, 0, 1, 0, 0, 0, 0, 0]))))
     add(_layers_case("no stages", TINY_ISNET, lambda r: [r.pop(1) for _ in range(3)]))
+    add(_layers_case("31 stages", TINY_ISNET, lambda r: [r.insert(2, list(r[2])) for _ in range(28)]))
     add(_layers_case("9 prelude layers", TINY_ISNET, lambda r: [r.insert(1, [4, 0, 0, 0, 0, 0, 0, 0])
                                                                 for _ in range(8)]))
     add(_layers_case("17 sides", TINY_ISNET, lambda r: [r.append(list(r[4])) for _ in range(15)]))

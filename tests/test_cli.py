@@ -361,16 +361,22 @@ def test_overwrite_and_refusals():
     p = _u2net([a, "-o", link, "--overwrite", "-t", "mask"])
     assert p.returncode == 1 and "is the input" in p.stderr_text, p.stderr_text
     assert open(a, "rb").read() == before
-    # an output that is another input of the batch
+    # an output that is another input of the batch, named on the command line
     f = os.path.join(d, "f")
     x = _image(os.path.join(f, "x.png"))
     xr = _image(os.path.join(f, "x_rgba.png"), seed=5)
     xr_before = open(xr, "rb").read()
-    p = _u2net([f, "-o", f, "--overwrite"])
+    p = _u2net([x, xr, "-o", f, "--overwrite"])
     assert p.returncode == 1 and "is the input %s" % xr in p.stderr_text, p.stderr_text
     assert open(xr, "rb").read() == xr_before
     assert _files(f) == ["x.png", "x_rgba.png", "x_rgba_rgba.png"], _files(f)
     assert os.path.exists(x)
+    # found in the output folder, it is taken for x's earlier output: not an
+    # input, and --overwrite replaces it
+    os.remove(os.path.join(f, "x_rgba_rgba.png"))
+    p = _u2net([f, "-o", f, "--overwrite"])
+    assert p.returncode == 0 and "not taken as input" in p.stderr_text, p.stderr_text
+    assert _files(f) == ["x.png", "x_rgba.png"] and open(xr, "rb").read() != xr_before, _files(f)
     _assert_no_temps(d)
 
 

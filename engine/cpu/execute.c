@@ -1,15 +1,17 @@
 /* execute.c - the CPU backend: plans a graph (plan.c) into one arena and
  * runs its operations in order, each pipeline band by band (bands.c) with
  * the fast kernels of kernels/. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu.h"
 #include "error.h"
+#include "resources.h"
 
 typedef struct {
     backend base;
-    int threads;
+    int threads_asked;    /* base.threads: as many of them as the process can start */
     cpu_options opt;
     cpu_plan plan;        /* valid when plan.ops != NULL */
     float *arena;         /* plan.arena_floats: the stored tensors */
@@ -23,6 +25,7 @@ typedef struct {
     float *batch_outputs; /* batch > 1: [batch][outputs.c][h][w], each image's outputs */
     const float *input;
     int packed_done[PIPE_MAX_NODES]; /* in the pipeline running: weights packed */
+    int cancelled;        /* the run saw the cancellation request: the rest is skipped */
 } cpu_backend;
 
 static void free_buffers(cpu_backend *c)
@@ -50,36 +53,64 @@ static size_t outputs_floats(const cpu_plan *p)
     return (size_t)p->outputs.c * p->outputs.h * p->outputs.w;
 }
 
+/* What the buffers of a plan for batch images take, in bytes, and where it
+ * goes (for the message when it does not fit). */
+static size_t plan_bytes(const cpu_plan *p, int batch, size_t reserve, char *detail, size_t cap)
+{
+    const size_t f = sizeof(float);
+    const size_t work = (p->scratch_floats + p->band_floats + p->packed_floats + p->staging_floats) * f;
+    const size_t outs = batch > 1 ? outputs_floats(p) * batch * f : 0;
+    char image[48] = "";
+    if (reserve)
+        snprintf(image, sizeof image, ", %.1f MB for the image", (double)reserve / (1 << 20));
+    snprintf(detail, cap, "%.1f MB of activations, %.1f MB of kernel workspace%s%s",
+             (double)(p->arena_floats * f) / (1 << 20), (double)work / (1 << 20),
+             outs ? ", the batch's outputs" : "", image);
+    return p->arena_floats * f + work + outs + ((size_t)p->max_cin + 1) * sizeof(float *) + reserve;
+}
+
 static int cpu_prepare(backend *b, const graph *g, int batch, u2net_error *err)
 {
     cpu_backend *c = (cpu_backend *)b;
     cpu_plan_free(&c->plan);
     free_buffers(c);
-    const int rc = cpu_plan_build(&c->plan, g, &c->opt, c->threads, err);
+    const int rc = cpu_plan_build(&c->plan, g, &c->opt, c->threads_asked, err);
     if (rc)
         return rc;
     const cpu_plan *p = &c->plan;
     const graph_tensor *in = &g->tensors[g->input];
     c->batch = batch;
     c->input_floats = (size_t)in->c * in->h * in->w;
-    if (batch > 1 && !(c->batch_outputs = malloc(sizeof(float) * outputs_floats(p) * batch))) {
-        set_error(err, U2NET_ENOMEM, "out of memory for the outputs of %d images", batch);
+    char what[64], detail[160];
+    if (batch > 1)
+        snprintf(what, sizeof what, "a %dx%d run of %d images", p->w, p->h, batch);
+    else
+        snprintf(what, sizeof what, "a %dx%d run", p->w, p->h);
+    const size_t need = plan_bytes(p, batch, c->base.reserve, detail, sizeof detail);
+    memory_room room;
+    memory_room_now(&room);
+    if (memory_room_check(&room, need, what, detail, err) != 0) {
         cpu_plan_free(&c->plan);
         return U2NET_ENOMEM;
     }
+    if (batch > 1)
+        c->batch_outputs = malloc(sizeof(float) * outputs_floats(p) * batch);
     c->arena = aligned_floats(p->arena_floats);
     c->scratch = aligned_floats(p->scratch_floats);
     c->band = aligned_floats(p->band_floats);
     c->packed = aligned_floats(p->packed_floats);
     c->staging = aligned_floats(p->staging_floats);
     c->planes = malloc(((size_t)p->max_cin + 1) * sizeof *c->planes);
-    if (!c->arena || !c->scratch || !c->band || !c->packed || !c->staging || !c->planes) {
-        set_error(err, U2NET_ENOMEM, "out of memory: a %dx%d run needs %zu MB of activations",
-                  p->h, p->w, p->arena_floats * sizeof(float) >> 20);
+    if (!c->arena || !c->scratch || !c->band || !c->packed || !c->staging || !c->planes ||
+        (batch > 1 && !c->batch_outputs)) {
+        set_error(err, U2NET_ENOMEM, "out of memory: %s needs %.1f MB (%s)", what,
+                  (double)need / (1 << 20), detail);
         cpu_plan_free(&c->plan);
         free_buffers(c);
         return U2NET_ENOMEM;
     }
+    /* the workspace was sized for threads_asked; fewer threads need less */
+    c->base.threads = threads_startable(c->threads_asked, c->base.reserve);
     return 0;
 }
 
@@ -116,7 +147,7 @@ static void fill_window(const cpu_backend *c, const pipe_node *n, int lo, int hi
             up[count] = &n->src[s], first[count++] = total, total += n->src[s].c;
     float *win = c->band + n->win_off;
     const size_t plane = n->win_rows * n->in_w;
-    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    #pragma omp parallel for num_threads(c->base.threads) schedule(static)
     for (int ch = 0; ch < total; ch++) {
         int s = 0;
         while (s + 1 < count && ch >= first[s + 1])
@@ -136,10 +167,52 @@ static const float *weights_of(const cpu_backend *c, const pipe_node *n)
     return n->conv->weight_f16 ? c->staging + n->staged_off : n->conv->weight;
 }
 
-/* Node j computes its output rows [p, q). */
+/* Whether the run is to stop (remembered, so the rest of it is skipped). */
+static int stopping(cpu_backend *c)
+{
+    if (!c->cancelled && cancel_requested(c->base.cancel))
+        c->cancelled = 1;
+    return c->cancelled;
+}
+
+/* Output rows [p0, q0) of the call a covers (its rows [p, q)). */
+static void run_rows(cpu_backend *c, const pipe_node *n, int j, conv_kernel kernel,
+                     const conv3x3_args *call, int p, int p0, int q0)
+{
+    conv3x3_args a = *call;
+    a.row0 += (p0 - p) * a.stride;
+    a.h = q0 - p0;
+    a.out += (size_t)(p0 - p) * a.w;
+    if (a.residual)
+        a.residual += (size_t)(p0 - p) * a.w;
+    switch (kernel) {
+    case CONV_WINOGRAD: {
+        float *packed = n->packed ? c->packed + n->packed_off : NULL;
+        if (packed && !c->packed_done[j]) {
+            conv3x3_winograd_pack(c->opt.isa, a.weight, a.cin, a.cout, packed, c->base.threads);
+            c->packed_done[j] = 1;
+        }
+        conv3x3_winograd(c->opt.isa, &a, packed, c->scratch, c->base.threads);
+        break;
+    }
+    case CONV_DIRECT:
+        conv3x3_direct(c->opt.isa, &a, c->base.threads);
+        break;
+    case CONV_IM2COL:
+        conv3x3_im2col(&a, c->scratch, c->base.threads);
+        break;
+    }
+}
+
+/* Node j computes its output rows [p, q): one kernel call, or calls of
+ * fewer rows (a multiple of the Winograd tiles' height, so the same tiles
+ * and the same bits) when it would be over opt.call_macs, looking at the
+ * cancellation request before each. */
 static void run_node(void *ctx, const op *o, int j, const pipe_state *st, int p, int q)
 {
     cpu_backend *c = ctx;
+    if (stopping(c))
+        return;
     const pipe_node *nodes = &c->plan.nodes[o->first_node], *n = &nodes[j];
     const conv_params *cv = n->conv;
     const float *weight = weights_of(c, n);
@@ -182,22 +255,17 @@ static void run_node(void *ctx, const op *o, int j, const pipe_state *st, int p,
         a.out = node_row(c, o, n, st, j, 0, p);
         a.out_plane = n->lb_rows * w;
     }
-    switch (conv_kernel_for(cv, q - p, w)) {
-    case CONV_WINOGRAD: {
-        float *packed = n->packed ? c->packed + n->packed_off : NULL;
-        if (packed && !c->packed_done[j]) {
-            conv3x3_winograd_pack(c->opt.isa, weight, cv->cin, cv->cout, packed, c->threads);
-            c->packed_done[j] = 1;
-        }
-        conv3x3_winograd(c->opt.isa, &a, packed, c->scratch, c->threads);
-        break;
-    }
-    case CONV_DIRECT:
-        conv3x3_direct(c->opt.isa, &a, c->threads);
-        break;
-    case CONV_IM2COL:
-        conv3x3_im2col(&a, c->scratch, c->threads);
-        break;
+    const conv_kernel kernel = conv_kernel_for(cv, q - p, w);
+    /* a dilated Winograd convolution's tiles are 4 rows of its d
+     * interleaved sub-grids: 4 d image rows */
+    const int unit = 4 * cv->dilation;
+    const double row_macs = 9.0 * w * cv->cin * cv->cout;
+    int rows = (int)(c->opt.call_macs / row_macs) / unit * unit;
+    rows = rows < unit ? unit : rows;
+    for (int p0 = p; p0 < q; p0 += rows) {
+        if (p0 > p && stopping(c))
+            return;
+        run_rows(c, n, j, kernel, &a, p, p0, p0 + rows < q ? p0 + rows : q);
     }
 }
 
@@ -220,12 +288,14 @@ static void store_channel(const cpu_backend *c, const op *o, const pipe_node *n,
 static void finish_band(void *ctx, const op *o, const pipe_state *before, const band_end *e)
 {
     const cpu_backend *c = ctx;
+    if (c->cancelled)
+        return;
     const pipe_node *nodes = &c->plan.nodes[o->first_node];
     int first[PIPE_MAX_NODES + 1]; /* items of node j: first[j] .. first[j+1]-1 */
     first[0] = 0;
     for (int j = 0; j < o->n_nodes; j++)
         first[j + 1] = first[j] + (e->to[j] > e->from[j] || e->moves[j] ? nodes[j].conv->cout : 0);
-    #pragma omp parallel for num_threads(c->threads) schedule(static)
+    #pragma omp parallel for num_threads(c->base.threads) schedule(static)
     for (int item = 0; item < first[o->n_nodes]; item++) {
         int j = 0;
         while (item >= first[j + 1])
@@ -244,7 +314,7 @@ static void finish_band(void *ctx, const op *o, const pipe_state *before, const 
 
 static void run_op(cpu_backend *c, const op *o)
 {
-    const int t = c->threads;
+    const int t = c->base.threads;
     switch (o->kind) {
     case OP_PIPELINE: {
         memset(c->packed_done, 0, sizeof c->packed_done);
@@ -282,11 +352,16 @@ static void run_op(cpu_backend *c, const op *o)
 static int cpu_run(backend *b, const float *input, u2net_error *err)
 {
     cpu_backend *c = (cpu_backend *)b;
-    (void)err;
+    c->cancelled = 0;
     for (int image = 0; image < c->batch; image++) {
         c->input = input + (size_t)image * c->input_floats;
-        for (int i = 0; i < c->plan.n_ops; i++)
+        for (int i = 0; i < c->plan.n_ops && !stopping(c); i++)
             run_op(c, &c->plan.ops[i]);
+        if (c->cancelled) {
+            c->input = NULL;
+            set_error(err, U2NET_ECANCELED, "the run was cancelled");
+            return U2NET_ECANCELED;
+        }
         if (c->batch > 1)
             memcpy(c->batch_outputs + (size_t)image * outputs_floats(&c->plan),
                    at(c, c->plan.outputs), sizeof(float) * outputs_floats(&c->plan));
@@ -329,7 +404,7 @@ backend *cpu_backend_new(int threads, const cpu_options *o, u2net_error *err)
         return NULL;
     }
     c->base.ops = &cpu_ops;
-    c->threads = threads;
+    c->base.threads = c->threads_asked = threads;
     if (o)
         c->opt = *o;
     else

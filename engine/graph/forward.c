@@ -111,7 +111,7 @@ static int run_node(forward_state *f, const graph_node *n, float *out)
 }
 
 int forward_run(const graph *g, const float *input, float *outputs, int threads,
-                u2net_error *err)
+                const cancel_flag *cancel, u2net_error *err)
 {
     forward_state f = {g, calloc((size_t)g->n_tensors, sizeof(float *)),
                        malloc(sizeof(int) * (size_t)g->n_tensors), threads};
@@ -123,6 +123,10 @@ int forward_run(const graph *g, const float *input, float *outputs, int threads,
     if (rc == 0)
         f.data[g->input] = (float *)input;
     for (int i = 0; i < g->n_nodes && rc == 0; i++) {
+        if (cancel_requested(cancel)) {
+            rc = U2NET_ECANCELED;
+            break;
+        }
         const graph_node *n = &g->nodes[i];
         float *out = malloc(sizeof(float) * floats_of(&g->tensors[n->out]));
         if (!out || run_node(&f, n, out) != 0) {
@@ -150,7 +154,9 @@ int forward_run(const graph *g, const float *input, float *outputs, int threads,
                 free(f.data[t]);
     free(f.data);
     free(f.last_use);
-    if (rc)
+    if (rc == U2NET_ECANCELED)
+        set_error(err, rc, "the run was cancelled");
+    else if (rc)
         set_error(err, rc, "out of memory in the reference forward pass");
     return rc;
 }

@@ -11,6 +11,7 @@
 #ifndef U2NET_GRAPH_H
 #define U2NET_GRAPH_H
 
+#include "cancel.h"
 #include "model.h"
 
 /* A node's input is the concatenation, along channels, of its inputs, each
@@ -99,8 +100,9 @@ double graph_macs(const graph *g);
 int graph_lean_top_level(const graph *g, graph *out);
 
 /* forward.c: runs g on input [in_channels, h, w] with whole tensors and the
- * reference kernels; outputs [n_outputs, h, w] receives the sigmoids. */
+ * reference kernels; outputs [n_outputs, h, w] receives the sigmoids.
+ * Stops with U2NET_ECANCELED before a node when cancel asks it to. */
 int forward_run(const graph *g, const float *input, float *outputs, int threads,
-                u2net_error *err);
+                const cancel_flag *cancel, u2net_error *err);
 
 #endif

@@ -155,6 +155,74 @@ static int apply_orientation(u2net_image *img, int o, u2net_error *err)
     return 0;
 }
 
+int u2net_image_sniff(const void *head, size_t len)
+{
+    const unsigned char *d = head;
+    static const unsigned char png[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len >= 8 && !memcmp(d, png, 8))
+        return 1;
+    if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
+        return 1;
+    if (len >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6)))
+        return 1;
+    if (len >= 2 && d[0] == 'B' && d[1] == 'M')
+        return 1;
+    if (len >= 3 && d[0] == 'P' && (d[1] == '5' || d[1] == '6') &&
+        (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r' || d[2] == '#'))
+        return 1;
+    /* TGA has no signature: its 18-byte header must look like one */
+    int w, h, comp;
+    return len >= 18 && stbi_info_from_memory(d, 18, &w, &h, &comp);
+}
+
+/* Skips GIF data sub-blocks from *at; 0, or -1 when they run past the end. */
+static int gif_skip_sub_blocks(const unsigned char *d, size_t len, size_t *at)
+{
+    while (*at < len) {
+        const size_t n = d[(*at)++];
+        if (n == 0)
+            return 0;
+        if (n > len - *at)
+            return -1;
+        *at += n;
+    }
+    return -1;
+}
+
+int u2net_image_frame_count(const void *data, size_t len)
+{
+    const unsigned char *d = data;
+    if (len < 13 || (memcmp(d, "GIF87a", 6) && memcmp(d, "GIF89a", 6)))
+        return 1;
+    /* header, logical screen descriptor, global colour table */
+    size_t at = 13;
+    if (d[10] & 0x80)
+        at += 3u << ((d[10] & 7) + 1);
+    int frames = 0;
+    while (at < len) {
+        const unsigned char kind = d[at++];
+        if (kind == 0x2c) {                  /* an image: descriptor, colours, data */
+            if (len - at < 10)
+                break;
+            const unsigned char flags = d[at + 8];
+            at += 9;
+            if (flags & 0x80)
+                at += 3u << ((flags & 7) + 1);
+            at++;                            /* LZW minimum code size */
+            if (at > len || gif_skip_sub_blocks(d, len, &at) != 0)
+                break;
+            frames++;
+        } else if (kind == 0x21) {           /* an extension: label, sub-blocks */
+            at++;
+            if (at > len || gif_skip_sub_blocks(d, len, &at) != 0)
+                break;
+        } else {                             /* the trailer, or not GIF any more */
+            break;
+        }
+    }
+    return frames > 1 ? frames : 1;
+}
+
 int u2net_image_decode(const void *data, size_t len, size_t max_pixels, u2net_image *out,
                        u2net_error *err)
 {

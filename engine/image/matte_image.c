@@ -10,12 +10,14 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "image_internal.h"
 #include "kernels.h"
+#include "resources.h"
 
 /* x [3, nh, nw]: the normalised network input. */
 static int preprocess(const u2net_image *img, u2net_resize_filter filter, int nh, int nw,
@@ -135,6 +137,22 @@ static int prob_map_float(const float *pred, int nh, int nw, int H, int W, int n
     return 0;
 }
 
+/* About the most memory the image path holds at once for a W x H image at
+ * network size nw x nh, besides the network's plan (measured peaks on a
+ * 2000x1500 photo, rounded up): the colour planes, float copy and maps
+ * (24 bytes a pixel), the network input (12 a network pixel), and about 48
+ * a pixel more for each of guided refinement, alpha matting and foreground
+ * estimation. */
+static size_t image_path_bytes(int W, int H, int nw, int nh, const u2net_mask_opts *o)
+{
+    const double px = (double)W * H;
+    double bytes = 24.0 * px + 12.0 * nw * nh;
+    const int estimate = o->foreground == U2NET_FOREGROUND_ESTIMATE ||
+                         (o->foreground == U2NET_FOREGROUND_AUTO && (o->guided || o->alpha_matting));
+    bytes += 48.0 * px * ((o->guided != 0) + (o->alpha_matting != 0) + estimate);
+    return (size_t)bytes;
+}
+
 int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opts *o,
                       u2net_matte *out, u2net_error *err)
 {
@@ -175,6 +193,16 @@ int u2net_matte_image(u2net_ctx *c, const u2net_image *img, const u2net_mask_opt
                   nw, nh, U2NET_MAX_SIDE, U2NET_MAX_PIXELS);
         return U2NET_EARG;
     }
+    /* the image's own memory: checked now, and kept free by the network's
+     * run when it plans (a limit fails here in one line, not half way) */
+    const size_t image_bytes = image_path_bytes(img->width, img->height, nw, nh, o);
+    memory_room room;
+    memory_room_now(&room);
+    char what[64];
+    snprintf(what, sizeof what, "a %dx%d image", img->width, img->height);
+    if (memory_room_check(&room, image_bytes, what, "its planes and maps", err) != 0)
+        return U2NET_ENOMEM;
+    context_reserve_memory(c, image_bytes);
     float *x = malloc(sizeof(float) * 3 * (size_t)nh * nw);
     unsigned char *prob = malloc((size_t)img->width * img->height);
     int rc = !x || !prob ? U2NET_ENOMEM : 0;

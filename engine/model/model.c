@@ -442,7 +442,7 @@ static int read_layer_table(u2net_model *m, const char *path, const unsigned cha
                 return -1;
             }
     }
-    if (m->n_stages < 3 || m->n_stages % 2 == 0) {
+    if (m->n_stages < 3 || m->n_stages % 2 == 0 || m->n_stages > U2NET_MAX_STAGES - 2) {
         set_error(err, U2NET_EFORMAT, "%s: %d stages (an odd number, 3..%d, needed)", path,
                   m->n_stages, U2NET_MAX_STAGES - 2);
         return -1;
