@@ -158,18 +158,20 @@ sanitize:
 	U2NET_SANITIZE=1 $(MAKE) --no-print-directory BUILD=$(BUILD)/san \
 	  CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="-fopenmp $(SAN_FLAGS)" test
 
-# make tsan: the library and tests/test_threads.c built with ThreadSanitizer
-# into build/tsan, and the test of 8 threads sharing one model run on them.
-# Each context runs one OpenMP thread (test_threads asks for 1, and
+# make tsan: the library, tests/test_threads.c and tests/test_cancel.c built
+# with ThreadSanitizer into build/tsan; the test of 8 threads sharing one
+# model and the cancellation test (a request from another thread) run on them.
+# Each context runs one OpenMP thread (the tests ask for 1, and
 # OMP_NUM_THREADS=1 covers the rest): the OpenMP runtime is not
 # instrumented, so TSan would not see their own synchronisation between the
 # threads of a team and would report races that are not there.
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 tsan:
 	$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CFLAGS="-O1 -g $(TSAN_FLAGS)" \
-	  LDFLAGS="-fopenmp $(TSAN_FLAGS)" $(BUILD)/tsan/test_threads
+	  LDFLAGS="-fopenmp $(TSAN_FLAGS)" $(BUILD)/tsan/test_threads $(BUILD)/tsan/test_cancel
 	U2NET_BUILD=$(abspath $(BUILD)/tsan) OMP_NUM_THREADS=1 \
 	  $(PYTHON) tests/run.py test_threads
+	OMP_NUM_THREADS=1 GOMP_SPINCOUNT=2000 $(BUILD)/tsan/test_cancel weights/u2netp.u2nc 256 2 1
 
 # make fuzz FUZZ_SECONDS=N: each libFuzzer target (tests/fuzz/README.md)
 # built with clang and its sanitizers, run N seconds on a copy of its seeds;

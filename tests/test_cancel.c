@@ -5,7 +5,8 @@
  * stop too. Prints how long each cancelled run took to return after the
  * request (the figure the README gives; make bench does not time this).
  *
- *   test_cancel MODEL SIDE TRIALS
+ *   test_cancel MODEL SIDE TRIALS [THREADS]
+ * (THREADS per context, default all cores; make tsan runs it with 1)
  * Prints one line per check and "N passed, M failed". */
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "u2net.h"
 
 static int passed, failed;
+static int threads; /* of every context */
 
 static void check(int ok, const char *what)
 {
@@ -83,7 +85,7 @@ static double cancelled_run(u2net_ctx *c, const float *x, int n, int side, doubl
 static int same_as_fresh(const u2net_model *m, u2net_ctx *c, const float *x, int side)
 {
     u2net_error err;
-    u2net_ctx *fresh = u2net_ctx_new(m, 0, &err);
+    u2net_ctx *fresh = u2net_ctx_new(m, threads, &err);
     if (!fresh || u2net_run(c, x, side, side, &err) != 0 || u2net_run(fresh, x, side, side, &err))
         return u2net_ctx_free(fresh), 0;
     int same = 1;
@@ -96,11 +98,12 @@ static int same_as_fresh(const u2net_model *m, u2net_ctx *c, const float *x, int
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: test_cancel MODEL SIDE TRIALS\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: test_cancel MODEL SIDE TRIALS [THREADS]\n");
         return 2;
     }
     const int side = atoi(argv[2]), trials = atoi(argv[3]);
+    threads = argc == 5 ? atoi(argv[4]) : 0;
     u2net_error err;
     u2net_model *m = u2net_model_load(argv[1], &err);
     if (!m) {
@@ -110,7 +113,7 @@ int main(int argc, char **argv)
     const int small = 64;
     float *x = make_input((size_t)3 * side * side, 1);
     float *xs = make_input((size_t)3 * 2 * small * small, 2);
-    u2net_ctx *c = u2net_ctx_new(m, 0, &err);
+    u2net_ctx *c = u2net_ctx_new(m, threads, &err);
     if (!x || !xs || !c) {
         fprintf(stderr, "out of memory\n");
         return 2;
@@ -184,6 +187,7 @@ int main(int argc, char **argv)
     u2net_ctx_opts o;
     u2net_ctx_opts_default(&o);
     o.reference = 1;
+    o.threads = threads;
     u2net_ctx *r = u2net_ctx_new_opts(m, &o, &err);
     const double rlat = r ? cancelled_run(r, x, 1, side / 4, 0.05) : -1;
     snprintf(what, sizeof what, "the reference pass at %dx%d stops between layers (%.1f ms)",
