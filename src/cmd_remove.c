@@ -37,6 +37,8 @@ static const char help_text[] =
     "       u2net models        the models -m can name (u2net models --help)\n"
     "       u2net serve         background removal over HTTP, with a web page\n"
     "                           (u2net serve --help)\n"
+    "       u2net stream        background removal on frames from a pipe (video)\n"
+    "                           (u2net stream --help)\n"
     "       u2net --help | --version\n"
     "\n"
     "INPUT is an image file (JPEG, PNG, BMP, TGA, GIF or binary PNM, whatever its\n"

@@ -18,4 +18,7 @@ int cmd_models(int argc, char **argv);
 /* `u2net serve`: background removal over HTTP, with a web page. */
 int cmd_serve(int argc, char **argv);
 
+/* `u2net stream`: background removal on raw or Y4M frames from a pipe. */
+int cmd_stream(int argc, char **argv);
+
 #endif

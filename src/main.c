@@ -14,6 +14,7 @@ static const char short_usage[] =
     "       u2net tensor -m MODEL -i IN.f32 --height H --width W -o OUT.f32 [--sides]\n"
     "       u2net models\n"
     "       u2net serve [--host ADDR] [--port N] [-m MODEL]... [--workers N]\n"
+    "       u2net stream WIDTH HEIGHT [OPTIONS] < FRAMES\n"
     "       u2net --help | --version\n";
 
 /* libgomp's threads, by default, spin up to about 300,000 times at every
@@ -56,5 +57,7 @@ int main(int argc, char **argv)
         return cmd_models(argc - 1, argv + 1);
     if (!strcmp(argv[1], "serve"))
         return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "stream"))
+        return cmd_stream(argc - 1, argv + 1);
     return cmd_remove(argc, argv);
 }

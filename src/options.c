@@ -167,6 +167,21 @@ static int bad_number(options *o, const char *opt, const char *value, const char
     return usage_error(o, "%s: '%s' is not %s", opt, value, what);
 }
 
+int options_takes_value(const char *name)
+{
+    static const char *const with_value[] = {
+        "-o", "--output", "-t", "--type", "-m", "--model", "--size", "--resize", "--mean",
+        "--std",
+        "--threshold", "--fg-threshold", "--bg-threshold", "--morph", "--morph-radius",
+        "--feather", "--alpha", "--background", "--padding", "--highlight", "--format",
+        "--max-pixels", "--jpeg-quality", "--threads", "--device", "--guided-radius",
+        "--guided-eps", "--erode-size", "--foreground"};
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+        if (!strcmp(name, with_value[k]))
+            return 1;
+    return 0;
+}
+
 parse_result options_parse(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
@@ -241,18 +256,7 @@ parse_result options_parse(int argc, char **argv, options *o)
             *flag = 1;
             continue;
         }
-        /* options with a value */
-        static const char *const with_value[] = {
-            "-o", "--output", "-t", "--type", "-m", "--model", "--size", "--resize", "--mean",
-            "--std",
-            "--threshold", "--fg-threshold", "--bg-threshold", "--morph", "--morph-radius",
-            "--feather", "--alpha", "--background", "--padding", "--highlight", "--format",
-            "--max-pixels", "--jpeg-quality", "--threads", "--device", "--guided-radius",
-            "--guided-eps", "--erode-size", "--foreground"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            known |= !strcmp(name, with_value[k]);
-        if (!known) {
+        if (!options_takes_value(name)) {
             usage_error(o, "unknown option '%s' (see u2net --help)", a);
             return PARSE_USAGE_ERROR;
         }

@@ -42,4 +42,9 @@ typedef enum {
 parse_result options_parse(int argc, char **argv, options *o);
 void options_free(options *o);
 
+/* Whether an option of the image command (its name, as "--size", without
+ * "=value") takes a value: how `u2net stream` passes its options on to
+ * options_parse without knowing them one by one. */
+int options_takes_value(const char *name);
+
 #endif
