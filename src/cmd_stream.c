@@ -73,7 +73,7 @@ static const char help_text[] =
     "  --temporal-weight W  the new map's weight where the picture is still,\n"
     "                       0.01..1 (default 0.25: about 4 frames' memory; 1 is no\n"
     "                       smoothing); implies --temporal\n"
-    "  --temporal-motion L  a block of the picture whose mean colour changes by L\n"
+    "  --temporal-motion L  a block of the picture whose brightness changes by L\n"
     "                       levels (0..255) in a frame is moving, 1..255 (default\n"
     "                       8; larger smooths more of a moving picture); implies\n"
     "                       --temporal\n"

@@ -8,9 +8,9 @@
 #include <string.h>
 
 /* Blocks of about a 64th of the longer side: at 1280x720, 20 pixels, whose
- * mean has a 20th of the noise of one pixel. */
+ * mean has a 20th of the noise of one pixel; at least 8 (an eighth). */
 #define BLOCKS_PER_SIDE 64
-#define MIN_BLOCK 4
+#define MIN_BLOCK 8
 #define MAX_BLOCK 32
 /* A block changing by less than this fraction of the motion level is
  * still; by the whole level, moving. */
@@ -108,9 +108,12 @@ static void block_weights(temporal_state *t)
     const float level = t->motion_level, still = level * STILL_FRACTION;
     double total = 0;
     for (size_t k = 0; k < blocks; k++) {
+        /* the change of the block's brightness: the mean of its colours,
+         * which averages the noise of the three */
         float change = 0.0f;
         for (int c = 0; c < 3; c++)
-            change = fmaxf(change, fabsf(t->means[3 * k + c] - t->last_means[3 * k + c]));
+            change += t->means[3 * k + c] - t->last_means[3 * k + c];
+        change = fabsf(change) / 3.0f;
         total += change;
         float moving = (change - still) / (level - still);
         moving = moving < 0.0f ? 0.0f : moving > 1.0f ? 1.0f : moving;
