@@ -121,7 +121,8 @@ static int parse_triple(options *o, const char *opt, const char *value, double l
             return usage_error(o, "%s: '%s' is not three numbers R,G,B in %g..%g", opt, value, lo,
                                hi);
         v[c] = (float)f;
-        p = comma + 1;
+        if (comma)
+            p = comma + 1;
     }
     return 0;
 }

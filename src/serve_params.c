@@ -110,7 +110,8 @@ static int parse_rgba(const char *s, unsigned char v[4])
         if (parse_int(part, 0, 255, &x) != 0)
             return -1;
         v[c] = (unsigned char)x;
-        part = comma + 1;
+        if (comma)
+            part = comma + 1;
     }
     return 0;
 }
