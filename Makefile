@@ -79,7 +79,7 @@ TEST_BINS   := $(BUILD)/test_kernels $(BUILD)/test_threads $(BUILD)/test_backend
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 
-.PHONY: all test weights clean install demo readme-images sanitize tsan fuzz
+.PHONY: all test weights clean install python demo readme-images sanitize tsan fuzz
 all: $(BUILD)/libu2net.a $(BUILD)/libu2net.so $(BUILD)/u2net
 
 ENGINE_HEADERS := $(wildcard $(addsuffix /*.h,$(ENGINE_DIRS)) engine/image/stb/*.h)
@@ -281,6 +281,12 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' u2net.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/u2net.pc
 	if [ -f weights/u2netp.u2nc ]; then install -m 644 weights/*.u2nc $(DESTDIR)$(PREFIX)/share/u2net/; fi
+
+# make python: build/libu2net.so copied into the Python package, so that
+# `pip install ./python` installs a package that carries its library
+# (README.md, Python).
+python: $(BUILD)/libu2net.so
+	cp $(BUILD)/libu2net.so python/u2net/libu2net.so
 
 clean:
 	rm -rf $(BUILD)

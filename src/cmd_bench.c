@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "ctx_args.h"
 #include "u2net.h"
+#include "paths.h"
 #include "util.h"
 
 static const char usage[] =
@@ -169,12 +170,10 @@ int cmd_bench(int argc, char **argv)
         print_error("--size: %ldx%ld is more than %d pixels", w, h, U2NET_MAX_PIXELS);
         return 2;
     }
-    u2net_error err;
-    u2net_model *m = u2net_model_load(model, &err);
-    if (!m) {
-        print_error("%s", err.msg);
+    u2net_model *m = model_open("", model);
+    if (!m)
         return 1;
-    }
+    u2net_error err;
     if (!size)
         w = h = u2net_model_default_size(m);
     int rc = 1;

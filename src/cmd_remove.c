@@ -325,25 +325,10 @@ static int load_background(run_state *r)
 /* Finds, loads and prepares the model; returns 0, or 1 after saying why not. */
 static int load_model(run_state *r)
 {
-    const char *arg = r->opt.model ? r->opt.model : DEFAULT_MODEL;
-    char *looked = NULL;
-    char *path = model_find(arg, &looked);
-    if (!path) {
-        print_error("model '%s' not found: looked for %s.u2nc and %s.onnx in %s%s; put rembg's "
-                "%s.onnx in $U2NET_HOME or convert a checkpoint with tools/convert.py CHECKPOINT "
-                "-o weights/%s.u2nc (`make weights` remakes the built-in " BUILTIN_MODEL_NAME
-                "), or give -m PATH", arg, arg, arg, looked ? looked : "no folder",
-                getenv("U2NET_WEIGHTS") ? "" : " ($U2NET_WEIGHTS is not set)", arg, arg);
-        free(looked);
+    r->model = model_open("", r->opt.model ? r->opt.model : DEFAULT_MODEL);
+    if (!r->model)
         return 1;
-    }
     u2net_error err;
-    r->model = u2net_model_load(path, &err);
-    free(path);
-    if (!r->model) {
-        print_error("%s", err.msg);
-        return 1;
-    }
     u2net_ctx_opts co;
     u2net_ctx_opts_default(&co);
     co.threads = (int)r->opt.threads;

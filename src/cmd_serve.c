@@ -245,18 +245,8 @@ static int load_models(const serve_options *o, loaded_models *l)
 {
     for (int i = 0; i < o->n_models; i++) {
         const char *arg = o->model_args[i];
-        char *looked = NULL;
-        char *path = model_find(arg, &looked);
-        if (!path) {
-            print_error("serve: model '%s' not found: looked for %s.u2nc and %s.onnx in %s; give "
-                        "-m PATH, or see u2net models", arg, arg, arg,
-                        looked ? looked : "no folder");
-            free(looked);
-            return 1;
-        }
         char *name = model_request_name(arg);
         if (!name) {
-            free(path);
             print_error("serve: out of memory");
             return 1;
         }
@@ -264,15 +254,11 @@ static int load_models(const serve_options *o, loaded_models *l)
             if (!strcmp(l->names[k], name)) {
                 print_error("serve: two models would be named '%s' (-m %s)", name, arg);
                 free(name);
-                free(path);
                 return 1;
             }
-        u2net_error err;
-        u2net_model *m = u2net_model_load(path, &err);
-        free(path);
+        u2net_model *m = model_open("serve: ", arg);
         if (!m) {
             free(name);
-            print_error("serve: %s", err.msg);
             return 1;
         }
         l->names[l->count] = name;

@@ -399,23 +399,10 @@ static const char *written_before(unsigned long written)
 static int load_model(stream_run *r)
 {
     const options *o = &r->args->opt;
-    const char *arg = o->model ? o->model : BUILTIN_MODEL_NAME;
-    char *looked = NULL;
-    char *path = model_find(arg, &looked);
-    if (!path) {
-        print_error("model '%s' not found: looked for %s.u2nc and %s.onnx in %s (u2net models "
-                    "lists the models; u2net --help says where they are looked for)",
-                    arg, arg, arg, looked ? looked : "no folder");
-        free(looked);
+    r->model = model_open("", o->model ? o->model : BUILTIN_MODEL_NAME);
+    if (!r->model)
         return 1;
-    }
     u2net_error err;
-    r->model = u2net_model_load(path, &err);
-    free(path);
-    if (!r->model) {
-        print_error("%s", err.msg);
-        return 1;
-    }
     u2net_ctx_opts co;
     u2net_ctx_opts_default(&co);
     co.threads = (int)o->threads;

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "ctx_args.h"
 #include "u2net.h"
+#include "paths.h"
 #include "util.h"
 
 static const char usage[] =
@@ -84,12 +85,10 @@ int cmd_tensor(int argc, char **argv)
                     h, w, U2NET_MAX_SIDE, U2NET_MAX_PIXELS);
         return 2;
     }
-    u2net_error err;
-    u2net_model *m = u2net_model_load(model, &err);
-    if (!m) {
-        print_error("%s", err.msg);
+    u2net_model *m = model_open("", model);
+    if (!m)
         return 1;
-    }
+    u2net_error err;
     int rc = 1;
     unsigned char *data = NULL;
     float *outbuf = NULL;

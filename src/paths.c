@@ -568,3 +568,24 @@ char *model_find(const char *arg, char **looked)
     }
     return found;
 }
+
+u2net_model *model_open(const char *who, const char *arg)
+{
+    char *looked = NULL;
+    char *path = model_find(arg, &looked);
+    if (!path) {
+        print_error("%smodel '%s' not found: looked for %s.u2nc and %s.onnx in %s%s; put rembg's "
+                    "%s.onnx in $U2NET_HOME or convert a checkpoint with tools/convert.py "
+                    "CHECKPOINT -o weights/%s.u2nc, or give -m PATH (u2net models lists them)",
+                    who, arg, arg, arg, looked ? looked : "no folder",
+                    getenv("U2NET_WEIGHTS") ? "" : " ($U2NET_WEIGHTS is not set)", arg, arg);
+        free(looked);
+        return NULL;
+    }
+    u2net_error err;
+    u2net_model *m = u2net_model_load(path, &err);
+    free(path);
+    if (!m)
+        print_error("%s%s", who, err.msg);
+    return m;
+}

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include "u2net.h"
 
 /* One input image. */
 typedef struct {
@@ -103,6 +104,10 @@ char *output_path(const char *dir, const char *subdir, const char *stem, const c
  * free it) listing the folders searched; *looked is NULL when there was no
  * folder to search or memory ran out. */
 char *model_find(const char *arg, char **looked);
+
+/* model_find's model, loaded; NULL after one error line (prefixed with who,
+ * "" or e.g. "serve: ") saying what was looked for or why it did not load. */
+u2net_model *model_open(const char *who, const char *arg);
 
 /* The folders a model name is looked up in, in order: each folder of
  * $U2NET_WEIGHTS (':'-separated), weights/ beside the program's folder,
