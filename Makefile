@@ -9,6 +9,8 @@
 #   make CROSS=aarch64-linux-gnu-  the same for ARM64 by that cross compiler,
 #                   into build/aarch64; make test-arm64 tests it under qemu
 #   make static     build/static/u2net, one statically linked program
+# `make` with no target builds all, whatever rule comes first below
+.DEFAULT_GOAL := all
 
 PYTHON   ?= /usr/bin/python3
 CC       ?= cc

@@ -576,7 +576,8 @@ u2net_model *model_open(const char *who, const char *arg)
     if (!path) {
         print_error("%smodel '%s' not found: looked for %s.u2nc and %s.onnx in %s%s; put rembg's "
                     "%s.onnx in $U2NET_HOME or convert a checkpoint with tools/convert.py "
-                    "CHECKPOINT -o weights/%s.u2nc, or give -m PATH (u2net models lists them)",
+                    "CHECKPOINT -o weights/%s.u2nc (`make weights` remakes the built-in "
+                    BUILTIN_MODEL_NAME "), or give -m PATH (u2net models lists them)",
                     who, arg, arg, arg, looked ? looked : "no folder",
                     getenv("U2NET_WEIGHTS") ? "" : " ($U2NET_WEIGHTS is not set)", arg, arg);
         free(looked);
