@@ -312,12 +312,14 @@ $(BUILD)/fma_peak: bench/fma_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) -O2 -march=native -fopenmp -o $@ $<
 
-bench: $(BUILD)/u2net $(BUILD)/fma_peak
+bench: $(BUILD)/u2net $(BUILD)/libu2net.so $(BUILD)/fma_peak
 	$(PYTHON) bench/run_bench.py --build $(BUILD) --isnet-weights $(SHARED)/weights/isnet-fp16.onnx \
 	  $(BENCH_ARGS)
 	$(PYTHON) bench/matting_bench.py --build $(BUILD) --shared $(SHARED)
 	$(PYTHON) bench/rembg_bench.py --build $(BUILD) --shared $(SHARED)
 	$(PYTHON) bench/serve_bench.py --build $(BUILD) --shared $(SHARED) $(SERVE_BENCH_ARGS)
+	$(PYTHON) bench/stream_bench.py --build $(BUILD) --shared $(SHARED)
+	$(PYTHON) bench/python_bench.py --build $(BUILD) --shared $(SHARED)
 .PHONY: bench
 
 # make bench-serve: u2net serve under load, and rembg's server on the same
