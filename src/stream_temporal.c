@@ -7,6 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pixel i (a column or a row) lies between the centres of blocks *k0 and
+ * *k1 of n blocks of size b (the same block beyond the outer centres), *f
+ * of the way. */
+static void between_centres(int i, int b, int n, int *k0, int *k1, float *f)
+{
+    float s = ((float)i + 0.5f) / (float)b - 0.5f;
+    s = s < 0.0f ? 0.0f : s;
+    int j0 = (int)s;
+    j0 = j0 > n - 1 ? n - 1 : j0;
+    const int j1 = j0 < n - 1 ? j0 + 1 : j0;
+    *k0 = j0, *k1 = j1;
+    *f = j1 == j0 ? 0.0f : fminf(s - (float)j0, 1.0f);
+}
+
 /* Blocks of about a 64th of the longer side: at 1280x720, 20 pixels, whose
  * mean has a 20th of the noise of one pixel; at least 8 (an eighth). */
 #define BLOCKS_PER_SIDE 64
@@ -45,17 +59,9 @@ int temporal_init(temporal_state *t, int width, int height, float still_weight,
         temporal_free(t);
         return -1;
     }
-    /* pixel x lies between the centres of blocks col0 and col1 (the same
-     * block beyond the outer centres), col_t of the way */
-    for (int x = 0; x < width; x++) {
-        float s = ((float)x + 0.5f) / (float)b - 0.5f;
-        s = s < 0.0f ? 0.0f : s;
-        int j0 = (int)s;
-        j0 = j0 > t->grid_w - 1 ? t->grid_w - 1 : j0;
-        const int j1 = j0 < t->grid_w - 1 ? j0 + 1 : j0;
-        t->col0[x] = j0, t->col1[x] = j1;
-        t->col_t[x] = j1 == j0 ? 0.0f : fminf(s - (float)j0, 1.0f);
-    }
+    /* each column's two blocks, found once for every frame */
+    for (int x = 0; x < width; x++)
+        between_centres(x, b, t->grid_w, &t->col0[x], &t->col1[x], &t->col_t[x]);
     return 0;
 }
 
@@ -140,12 +146,9 @@ void temporal_apply(temporal_state *t, const u2net_image *img, unsigned char *pr
     } else {
         block_weights(t);
         for (int y = 0; y < H; y++) {
-            float s = ((float)y + 0.5f) / (float)b - 0.5f;
-            s = s < 0.0f ? 0.0f : s;
-            int r0 = (int)s;
-            r0 = r0 > t->grid_h - 1 ? t->grid_h - 1 : r0;
-            const int r1 = r0 < t->grid_h - 1 ? r0 + 1 : r0;
-            const float ty = r1 == r0 ? 0.0f : fminf(s - (float)r0, 1.0f);
+            int r0, r1;
+            float ty;
+            between_centres(y, b, t->grid_h, &r0, &r1, &ty);
             const float *w0 = t->block_weight + (size_t)r0 * gw;
             const float *w1 = t->block_weight + (size_t)r1 * gw;
             for (int x = 0; x < W; x++) {
