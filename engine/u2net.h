@@ -321,7 +321,8 @@ void u2net_matte_free(u2net_matte *m);
 #define U2NET_MATTING_MAX_ITERATIONS 2000
 /* Guided filter (He et al.) of p (floats) with guide's colours, computed on
  * a grid subsampled by `subsample` (1 = the plain filter; the fast filter
- * of He and Sun otherwise), into q (floats; p and q may not overlap).
+ * of He and Sun otherwise, a cell being the mean of its block over at most
+ * 4 of its rows, evenly spread), into q (floats; p and q may not overlap).
  * radius and subsample 1..U2NET_GUIDED_MAX_RADIUS, eps in (0, 1]. */
 int u2net_guided_filter(const u2net_image *guide, const float *p, int radius, float eps,
                         int subsample, float *q, u2net_error *err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guided_rows.h"
 #include "half.h"
 #include "kernels.h"
 
@@ -604,6 +605,57 @@ static void test_half_to_float(void)
     free(h), free(ref), free(got);
 }
 
+static void test_guided_row(void)
+{
+    /* widths around the vector lengths, values of the sizes refinement
+     * sees (coefficients about -50..50, b about -1..2) */
+    static const int widths[] = {1, 7, 8, 9, 31, 1000};
+    for (size_t k = 0; k < sizeof widths / sizeof *widths; k++) {
+        const int w = widths[k];
+        float *r0 = malloc(GUIDED_ROW_PLANES * (size_t)w * sizeof *r0);
+        float *r1 = malloc(GUIDED_ROW_PLANES * (size_t)w * sizeof *r1);
+        float *coef = malloc(GUIDED_ROW_PLANES * (size_t)w * sizeof *coef);
+        float *want = malloc((size_t)w * sizeof *want), *got = malloc((size_t)w * sizeof *got);
+        unsigned char *rgb = malloc(3 * (size_t)w);
+        unsigned seed = 7u + (unsigned)w;
+        for (int i = 0; i < GUIDED_ROW_PLANES * w; i++) {
+            seed = seed * 1103515245u + 12345u;
+            r0[i] = (float)((seed >> 8) % 10000) / 100.0f - 50.0f;
+            seed = seed * 1103515245u + 12345u;
+            r1[i] = (float)((seed >> 8) % 10000) / 100.0f - 50.0f;
+        }
+        for (int i = 0; i < 3 * w; i++)
+            rgb[i] = (unsigned char)(i * 37 + w);
+        double worst = 0.0;
+        for (int x = 0; x < w; x++) {
+            const float fy = 0.3125f;
+            double q = 0.0;
+            for (int c = 0; c < GUIDED_ROW_PLANES; c++) {
+                const double a = r0[c * w + x] + (double)fy * (r1[c * w + x] - r0[c * w + x]);
+                q += c < 3 ? a * (rgb[3 * x + c] / 255.0) : a;
+            }
+            want[x] = (float)q;
+        }
+        for (int i = 0; i < nisas; i++) {
+            guided_row_rgb(isas[i], r0, r1, 0.3125f, rgb, w, coef, got);
+            if (i == 0)
+                for (int x = 0; x < w; x++) {
+                    const double e = fabs((double)got[x] - want[x]);
+                    worst = e > worst ? e : worst;
+                }
+            else
+                check(memcmp(got, want, (size_t)w * sizeof *got) == 0,
+                      "guided_row_rgb %s, width %d: the portable loop's bits",
+                      kernel_isa_name(isas[i]), w);
+            if (i == 0)
+                memcpy(want, got, (size_t)w * sizeof *got);
+        }
+        check(worst < 1e-4, "guided_row_rgb portable, width %d: %.2g from the double formula",
+              w, worst);
+        free(r0), free(r1), free(coef), free(want), free(got), free(rgb);
+    }
+}
+
 int main(void)
 {
     for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
@@ -705,6 +757,7 @@ int main(void)
     test_conv3x3_strided(4, 3, 1, 1, 2, 1);
     test_conv3x3_strided(6, 5, 23, 31, 1, 3);
     test_half_to_float();
+    test_guided_row();
     for (int i = 0; i < nisas; i++)
         printf("worst error relative to the output's magnitude, %s: winograd %.2g, direct %.2g\n",
                kernel_isa_name(isas[i]), worst_winograd[isas[i]], worst_direct[isas[i]]);

@@ -306,8 +306,9 @@ def test_foreground_against_pymatting():
         diff = np.abs(got - pm["foreground"])
         seen = alpha > 0
         mae = float(diff[seen].mean())
-        print("    %-18s MAE alpha>0 %.5f  all %.5f  alpha-weighted %.5f  (%.3f s, pymatting %.3f s)" % (
+        print("    %-18s MAE alpha>0 %.1e  all %.1e  alpha-weighted %.1e  max %.1e  (%.3f s, pymatting %.3f s)" % (
             name, mae, float(diff.mean()), float((diff * alpha[..., None]).sum() / (3 * alpha.sum())),
+            float(diff.max()),
             sec, float(pm["seconds_foreground"])))
         assert mae <= FOREGROUND_TOL, "%s: foreground MAE %.4f where alpha > 0" % (name, mae)
 

@@ -3,10 +3,12 @@
  * its fast form (He and Sun 2015): the coefficients are computed on a grid
  * subsampled by s and upsampled bilinearly; s = 1 is the plain filter.
  *
- * On the grid (ws x hs, ws = ceil(W / s), cell (i, j) the mean of its s x s
- * block of the image, clipped at the edges), with colours I in 0..1 and the
- * map p, mean() the mean over the (2 rs + 1)^2 window clipped to the grid,
- * rs = max(1, round(r / s)):
+ * On the grid (ws x hs, ws = ceil(W / s)), cell (i, j) is the mean of its
+ * s x s block of the image, clipped at the edges, over n = min(4, block
+ * height) of its rows, rows y0 + (2k + 1) bh / 2n for k < n (every row when
+ * s <= 4; 4 of 13 for a 12 MP photo: reading them all costs a pass over the
+ * photo). With colours I in 0..1 and the map p, mean() the mean over the
+ * (2 rs + 1)^2 window clipped to the grid, rs = max(1, round(r / s)):
  *   cov = mean(I p) - mean(I) mean(p)                     [3]
  *   var = mean(I I^T) - mean(I) mean(I)^T + eps U         [3 x 3]
  *   a = var^-1 cov, b = mean(p) - a . mean(I)             [3], [1]
@@ -20,6 +22,7 @@
 
 #include "error.h"
 #include "guided_filter.h"
+#include "guided_rows.h"
 #include "image_internal.h"
 
 /* Planes on the grid: the guide's colour and the map (inputs), then their
@@ -27,66 +30,88 @@
 enum { G_R, G_G, G_B, G_P, G_RR, G_RG, G_RB, G_GG, G_GB, G_BB, G_RP, G_GP, G_BP, G_PLANES };
 /* The coefficients a (3) and b, box-filtered in place. */
 enum { C_AR, C_AG, C_AB, C_B, C_PLANES };
+/* Rows of an s x s block its grid cell averages: with more, the first pass
+ * would read the whole photo, as long as the output pass takes (the
+ * bandwidth of a second pass over 12 MP is more than a tenth of the
+ * network's time at 320); every row when s <= 4. */
+#define GUIDED_BLOCK_ROWS 4
+_Static_assert((int)C_PLANES == (int)GUIDED_ROW_PLANES, "the planes guided_row_rgb reads");
 
-/* Box mean over (2r+1)^2 clipped to the w x h grid, of `planes` planes of
- * w*h floats in place; tmp holds planes*w*h floats. Rows then columns, each
- * a running sum in double divided by its clipped length. */
-static void box_mean(float *planes, int n_planes, int w, int h, int r, float *tmp, int threads)
+/* Columns of a plane a task of box_mean's column pass takes. */
+#define BOX_COLUMNS 256
+
+/* Floats of box_mean's scratch per thread for a w x h grid and radius r:
+ * BOX_COLUMNS running sums (doubles), a ring of min(r + 1, h) rows of
+ * BOX_COLUMNS, and a grid row; even, so that every thread's sums stay
+ * aligned. */
+static size_t box_scratch_floats(int w, int h, int r)
+{
+    const size_t ring_rows = (size_t)(r + 1 < h ? r + 1 : h);
+    const size_t floats = 2 * BOX_COLUMNS + ring_rows * BOX_COLUMNS + (size_t)w;
+    return floats + (floats & 1);
+}
+
+/* Box mean over (2r+1)^2 clipped to the w x h grid, of n_planes planes of
+ * w*h floats, in place; scratch holds threads * box_scratch_floats(w, h, r)
+ * floats. Rows then columns, each a running sum in double divided by its
+ * clipped length. A row is read from a copy of itself; the column pass
+ * takes BOX_COLUMNS columns of a plane at a time (so that both threads have
+ * work however few the planes) and keeps the last r + 1 rows it has
+ * overwritten in a ring, for the sums to subtract them. */
+static void box_mean(float *planes, int n_planes, int w, int h, int r, float *scratch, int threads)
 {
     const size_t hw = (size_t)w * h;
+    const int ring_rows = r + 1 < h ? r + 1 : h;
+    const long chunks = (w + BOX_COLUMNS - 1) / BOX_COLUMNS;
     #pragma omp parallel num_threads(threads)
     {
+        float *mine = scratch + (size_t)thread_id() * box_scratch_floats(w, h, r);
+        double *sum = (double *)mine;
+        float *ring = mine + 2 * BOX_COLUMNS;
+        float *line = ring + (size_t)ring_rows * BOX_COLUMNS;
         #pragma omp for schedule(static)
         for (long row = 0; row < (long)n_planes * h; row++) {
-            const float *src = planes + (size_t)row * w;
-            float *dst = tmp + (size_t)row * w;
-            double sum = 0.0;
+            float *dst = planes + (size_t)row * w;
+            memcpy(line, dst, (size_t)w * sizeof *line);
+            double run = 0.0;
             for (int x = 0; x < r && x < w; x++)
-                sum += src[x];
+                run += line[x];
             for (int x = 0; x < w; x++) {
                 if (x + r < w)
-                    sum += src[x + r];
+                    run += line[x + r];
                 if (x - r - 1 >= 0)
-                    sum -= src[x - r - 1];
+                    run -= line[x - r - 1];
                 const int lo = x - r < 0 ? 0 : x - r, hi = x + r >= w ? w - 1 : x + r;
-                dst[x] = (float)(sum / (hi - lo + 1));
+                dst[x] = (float)(run / (hi - lo + 1));
             }
         }
-        /* columns: one running sum per column, a plane at a time */
         #pragma omp for schedule(static)
-        for (int k = 0; k < n_planes; k++) {
-            const float *src = tmp + (size_t)k * hw;
-            float *dst = planes + (size_t)k * hw;
-            double *sum = calloc((size_t)w, sizeof *sum);
-            if (!sum) {
-                /* a w-double line cannot be had: sum each column directly */
-                for (int y = 0; y < h; y++) {
-                    const int lo = y - r < 0 ? 0 : y - r, hi = y + r >= h ? h - 1 : y + r;
-                    for (int x = 0; x < w; x++) {
-                        double s = 0.0;
-                        for (int yy = lo; yy <= hi; yy++)
-                            s += src[(size_t)yy * w + x];
-                        dst[(size_t)y * w + x] = (float)(s / (hi - lo + 1));
-                    }
-                }
-                continue;
-            }
+        for (long task = 0; task < (long)n_planes * chunks; task++) {
+            const int x0 = (int)(task % chunks) * BOX_COLUMNS;
+            const int nx = w - x0 < BOX_COLUMNS ? w - x0 : BOX_COLUMNS;
+            float *col = planes + (size_t)(task / chunks) * hw + x0;
+            for (int x = 0; x < nx; x++)
+                sum[x] = 0.0;
             for (int y = 0; y < r && y < h; y++)
-                for (int x = 0; x < w; x++)
-                    sum[x] += src[(size_t)y * w + x];
+                for (int x = 0; x < nx; x++)
+                    sum[x] += col[(size_t)y * w + x];
             for (int y = 0; y < h; y++) {
+                /* rows below y are still the row pass's; row y - r - 1
+                 * is in the ring slot row y takes next */
+                float *slot = ring + (size_t)(y % ring_rows) * BOX_COLUMNS;
                 if (y + r < h)
-                    for (int x = 0; x < w; x++)
-                        sum[x] += src[(size_t)(y + r) * w + x];
+                    for (int x = 0; x < nx; x++)
+                        sum[x] += col[(size_t)(y + r) * w + x];
                 if (y - r - 1 >= 0)
-                    for (int x = 0; x < w; x++)
-                        sum[x] -= src[(size_t)(y - r - 1) * w + x];
+                    for (int x = 0; x < nx; x++)
+                        sum[x] -= slot[x];
+                float *dst = col + (size_t)y * w;
+                memcpy(slot, dst, (size_t)nx * sizeof *slot);
                 const int lo = y - r < 0 ? 0 : y - r, hi = y + r >= h ? h - 1 : y + r;
                 const double inv = 1.0 / (hi - lo + 1);
-                for (int x = 0; x < w; x++)
-                    dst[(size_t)y * w + x] = (float)(sum[x] * inv);
+                for (int x = 0; x < nx; x++)
+                    dst[x] = (float)(sum[x] * inv);
             }
-            free(sum);
         }
     }
 }
@@ -111,7 +136,8 @@ typedef struct {
 } guided_maps;
 
 /* Grid planes G_R..G_P: the mean of each s x s block of the guide (its
- * bytes summed exactly, then / 255) and of p (summed in double). */
+ * bytes summed exactly, then / 255) and of p (summed in double), over
+ * GUIDED_BLOCK_ROWS of the block's rows, evenly spread. */
 static void subsample(const u2net_image *img, const guided_maps *io, int s, int ws, int hs,
                       float *g, int threads)
 {
@@ -121,11 +147,13 @@ static void subsample(const u2net_image *img, const guided_maps *io, int s, int 
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int j = 0; j < hs; j++) {
         const int y0 = j * s, y1 = y0 + s < H ? y0 + s : H;
+        const int bh = y1 - y0, nr = bh < GUIDED_BLOCK_ROWS ? bh : GUIDED_BLOCK_ROWS;
         for (int i = 0; i < ws; i++) {
             const int x0 = i * s, x1 = x0 + s < W ? x0 + s : W;
             uint64_t sum_r = 0, sum_g = 0, sum_b = 0;
             double sum_p = 0.0;
-            for (int y = y0; y < y1; y++) {
+            for (int k = 0; k < nr; k++) {
+                const int y = y0 + (2 * k + 1) * bh / (2 * nr);
                 const unsigned char *px = img->data + ((size_t)y * W + x0) * C;
                 const size_t row = (size_t)y * W;
                 for (int x = x0; x < x1; x++, px += C) {
@@ -135,7 +163,7 @@ static void subsample(const u2net_image *img, const guided_maps *io, int s, int 
                     sum_p += io->p ? io->p[row + x] : io->p8[row + x] * (1.0f / 255.0f);
                 }
             }
-            const double count = (double)(y1 - y0) * (x1 - x0);
+            const double count = (double)nr * (x1 - x0);
             const size_t k = (size_t)j * ws + i;
             g[G_R * n + k] = (float)((double)sum_r / count / 255.0);
             g[G_G * n + k] = (float)((double)sum_g / count / 255.0);
@@ -188,15 +216,16 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
     const int rs = (radius + s / 2) / s < 1 ? 1 : (radius + s / 2) / s;
     const size_t n = (size_t)ws * hs;
     const int threads = max_threads();
+    const kernel_isa isa = kernel_isa_best();
     float *g = malloc(G_PLANES * n * sizeof *g);
-    float *tmp = malloc(G_PLANES * n * sizeof *tmp);
+    float *scratch = malloc((size_t)threads * box_scratch_floats(ws, hs, rs) * sizeof *scratch);
     int *xlo = malloc((size_t)W * sizeof *xlo), *xhi = malloc((size_t)W * sizeof *xhi);
     float *xfrac = malloc((size_t)W * sizeof *xfrac);
     /* per thread: the two grid rows an output row reads, upsampled to W
      * columns, [2, C_PLANES, W], and the output row's coefficients [C_PLANES, W] */
     float *lines = malloc((size_t)threads * (3 * C_PLANES + 1) * W * sizeof *lines);
     int rc = 0;
-    if (!g || !tmp || !xlo || !xhi || !xfrac || !lines) {
+    if (!g || !scratch || !xlo || !xhi || !xfrac || !lines) {
         set_error(err, U2NET_ENOMEM, "out of memory for the guided filter of a %dx%d image", W, H);
         rc = U2NET_ENOMEM;
         goto done;
@@ -210,9 +239,10 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
         g[G_GG * n + i] = gg * gg, g[G_GB * n + i] = gg * b, g[G_BB * n + i] = b * b;
         g[G_RP * n + i] = r * pv, g[G_GP * n + i] = gg * pv, g[G_BP * n + i] = b * pv;
     }
-    box_mean(g, G_PLANES, ws, hs, rs, tmp, threads);
-    /* a = var^-1 cov by the adjugate, b = mean(p) - a . mean(I); into tmp */
-    float *coef = tmp;
+    box_mean(g, G_PLANES, ws, hs, rs, scratch, threads);
+    /* a = var^-1 cov by the adjugate, b = mean(p) - a . mean(I); into the
+     * first C_PLANES planes of g (each cell's after its own are read) */
+    float *coef = g;
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t i = 0; i < n; i++) {
         const double mr = g[G_R * n + i], mg = g[G_G * n + i], mb = g[G_B * n + i];
@@ -233,7 +263,7 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
         coef[C_AB * n + i] = (float)a2;
         coef[C_B * n + i] = (float)(mp - a0 * mr - a1 * mg - a2 * mb);
     }
-    box_mean(coef, C_PLANES, ws, hs, rs, g, threads);
+    box_mean(coef, C_PLANES, ws, hs, rs, scratch, threads);
     upsample_taps(W, ws, s, xlo, xhi, xfrac);
     #pragma omp parallel num_threads(threads)
     {
@@ -266,18 +296,15 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
                 }
                 have[k] = want[k];
             }
-            for (size_t i = 0; i < (size_t)C_PLANES * W; i++)
-                coef_row[i] = rows[i] + fy * (rows[(size_t)C_PLANES * W + i] - rows[i]);
-            const float *ar = coef_row, *ag = coef_row + W, *ab = coef_row + 2 * (size_t)W,
-                        *bb = coef_row + 3 * (size_t)W;
             const unsigned char *px = guide->data + (size_t)y * W * guide->channels;
             float *out = io->q ? io->q + (size_t)y * W : q_row;
-            const float k255 = 1.0f / 255.0f;
             if (guide->channels == 3) {
-                for (int x = 0; x < W; x++)
-                    out[x] = ar[x] * (px[3 * x] * k255) + ag[x] * (px[3 * x + 1] * k255) +
-                             ab[x] * (px[3 * x + 2] * k255) + bb[x];
+                guided_row_rgb(isa, rows, rows + (size_t)C_PLANES * W, fy, px, W, coef_row, out);
             } else {
+                for (size_t i = 0; i < (size_t)C_PLANES * W; i++)
+                    coef_row[i] = rows[i] + fy * (rows[(size_t)C_PLANES * W + i] - rows[i]);
+                const float *ar = coef_row, *ag = coef_row + W, *ab = coef_row + 2 * (size_t)W,
+                            *bb = coef_row + 3 * (size_t)W;
                 for (int x = 0; x < W; x++) {
                     float rgb[3];
                     guide_rgb(guide, (size_t)y * W + x, rgb);
@@ -296,7 +323,7 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
         }
     }
 done:
-    free(g), free(tmp), free(xlo), free(xhi), free(xfrac), free(lines);
+    free(g), free(scratch), free(xlo), free(xhi), free(xfrac), free(lines);
     return rc;
 }
 

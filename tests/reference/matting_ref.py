@@ -69,15 +69,23 @@ def guided_filter(image, p, radius, eps, s):
     H, W = p.shape
     hs, ws = -(-H // s), -(-W // s)
     rs = max(1, (radius + s // 2) // s)
-    # grid: the mean of each s x s block, clipped at the edges
-    pad_h, pad_w = hs * s - H, ws * s - W
-    ones = np.pad(np.ones((H, W)), ((0, pad_h), (0, pad_w)))
-    count = ones.reshape(hs, s, ws, s).sum((1, 3))
+    # grid: the mean of each s x s block, clipped at the edges, over n =
+    # min(4, block height) of its rows, y0 + (2k + 1) bh // 2n for k < n
+    rows = []
+    for j in range(hs):
+        y0, bh = j * s, min(s, H - j * s)
+        n = min(4, bh)
+        rows.append([y0 + (2 * k + 1) * bh // (2 * n) for k in range(n)])
+    xs = np.arange(W) // s
+    count_x = np.bincount(xs, minlength=ws).astype(np.float64)
 
     def block_mean(x):
-        x = np.pad(x, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (x.ndim - 2))
-        return x.reshape((hs, s, ws, s) + x.shape[2:]).sum((1, 3)) / count.reshape(
-            count.shape + (1,) * (x.ndim - 2))
+        out = np.zeros((hs, ws) + x.shape[2:])
+        for j, ys in enumerate(rows):
+            sums = np.zeros((ws,) + x.shape[2:])
+            np.add.at(sums, xs, x[ys].sum(0))
+            out[j] = sums / (len(ys) * count_x).reshape((ws,) + (1,) * (x.ndim - 2))
+        return out
 
     gi = (block_mean(rgb8) / 255.0).astype(np.float32).astype(np.float64)
     gp = block_mean(p).astype(np.float32).astype(np.float64)

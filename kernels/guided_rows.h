@@ -1,0 +1,38 @@
+/* guided_rows.h - the guided filter's output rows (engine/image/
+ * guided_filter.c), the full-resolution pass that is most of its time: the
+ * coefficients of an output row between two upsampled grid rows, then
+ * q = A . I + B with an RGB guide. One loop, written once below, compiled
+ * portably (guided_rows.c) and for AVX2 (guided_rows_avx2.c, where the
+ * compiler runs it 8 pixels at a time); with no contraction of a*b + c
+ * (ISO C's default) both give the same bits. */
+#ifndef U2NET_GUIDED_ROWS_H
+#define U2NET_GUIDED_ROWS_H
+
+#include "kernels.h"
+
+/* The coefficient planes of a row: a for R, G, B, then b. */
+enum { GUIDED_ROW_PLANES = 4 };
+
+/* r0, r1: the grid rows above and below, upsampled to w columns, planes
+ * [GUIDED_ROW_PLANES, w] each; fy the weight of r1; coef [GUIDED_ROW_PLANES,
+ * w] receives the row's coefficients r0 + fy (r1 - r0); rgb the guide's row
+ * (w RGB bytes, colours byte * (1 / 255)); q its w results. */
+void guided_row_rgb(kernel_isa isa, const float *r0, const float *r1, float fy,
+                    const unsigned char *rgb, int w, float *coef, float *q);
+void guided_row_rgb_avx2(const float *r0, const float *r1, float fy, const unsigned char *rgb,
+                         int w, float *coef, float *q);
+
+static inline void guided_row_rgb_loop(const float *restrict r0, const float *restrict r1,
+                                       float fy, const unsigned char *restrict rgb, int w,
+                                       float *restrict coef, float *restrict q)
+{
+    for (int i = 0; i < GUIDED_ROW_PLANES * w; i++)
+        coef[i] = r0[i] + fy * (r1[i] - r0[i]);
+    const float *ar = coef, *ag = coef + w, *ab = coef + 2 * w, *b = coef + 3 * w;
+    const float k255 = 1.0f / 255.0f;
+    for (int x = 0; x < w; x++)
+        q[x] = ar[x] * (rgb[3 * x] * k255) + ag[x] * (rgb[3 * x + 1] * k255) +
+               ab[x] * (rgb[3 * x + 2] * k255) + b[x];
+}
+
+#endif
