@@ -22,12 +22,19 @@ void guided_row_rgb(kernel_isa isa, const float *r0, const float *r1, float fy,
 void guided_row_rgb_avx2(const float *r0, const float *r1, float fy, const unsigned char *rgb,
                          int w, float *coef, float *q);
 
+/* The row's coefficients alone, for the guides that are not RGB. */
+static inline void guided_row_coefs(const float *restrict r0, const float *restrict r1, float fy,
+                                    int w, float *restrict coef)
+{
+    for (int i = 0; i < GUIDED_ROW_PLANES * w; i++)
+        coef[i] = r0[i] + fy * (r1[i] - r0[i]);
+}
+
 static inline void guided_row_rgb_loop(const float *restrict r0, const float *restrict r1,
                                        float fy, const unsigned char *restrict rgb, int w,
                                        float *restrict coef, float *restrict q)
 {
-    for (int i = 0; i < GUIDED_ROW_PLANES * w; i++)
-        coef[i] = r0[i] + fy * (r1[i] - r0[i]);
+    guided_row_coefs(r0, r1, fy, w, coef);
     const float *ar = coef, *ag = coef + w, *ab = coef + 2 * w, *b = coef + 3 * w;
     const float k255 = 1.0f / 255.0f;
     for (int x = 0; x < w; x++)

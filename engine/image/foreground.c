@@ -96,15 +96,16 @@ static void chunk_terms(const fg_level *L, int y, int x0, int x1, fg_chunk_terms
     const float *restrict a = L->alpha + row;
     const float *restrict au = L->alpha + up, *restrict ad = L->alpha + down;
     const int n = x1 - x0;
-    float s_[FG_CHUNK], inv_[FG_CHUNK];
+    /* the weights of the right, upper and lower neighbours, S and 1 / det */
+    float dr[FG_CHUNK], du[FG_CHUNK], dd[FG_CHUNK], s_[FG_CHUNK], inv_[FG_CHUNK];
     for (int i = 0; i < n; i++) {
         const int x = x0 + i;
         const float a0 = a[x], a1 = 1.0f - a0;
         const float dl = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - a[x - 1]);
-        const float dr = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - a[x + 1]);
-        const float du = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - au[x]);
-        const float dd = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - ad[x]);
-        const float s = (dl + dr) + (du + dd);
+        dr[i] = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - a[x + 1]);
+        du[i] = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - au[x]);
+        dd[i] = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - ad[x]);
+        const float s = (dl + dr[i]) + (du[i] + dd[i]);
         const float inv = 1.0f / (s * (a0 * a0 + a1 * a1 + s));
         s_[i] = s, inv_[i] = inv;
         t->p[i] = dl * (a1 * a1 + s) * inv;
@@ -120,11 +121,8 @@ static void chunk_terms(const fg_level *L, int y, int x0, int x1, fg_chunk_terms
         for (int i = 0; i < n; i++) {
             const int x = x0 + i;
             const float a0 = a[x], a1 = 1.0f - a0, s = s_[i];
-            const float dr = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - a[x + 1]);
-            const float du = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - au[x]);
-            const float dd = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - ad[x]);
-            const float pf = dr * f[x + 1] + du * fu[x] + dd * fd[x];
-            const float pb = dr * b[x + 1] + du * bu[x] + dd * bd[x];
+            const float pf = dr[i] * f[x + 1] + du[i] * fu[x] + dd[i] * fd[x];
+            const float pb = dr[i] * b[x + 1] + du[i] * bu[x] + dd[i] * bd[x];
             const float k = a1 * pf - a0 * pb;
             t->f0[c][i] = (a1 * k + s * (a0 * col[x] + pf)) * inv_[i];
             t->b0[c][i] = (s * (a1 * col[x] + pb) - a0 * k) * inv_[i];
@@ -291,14 +289,11 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
     }
 
     /* Two blocks of planes: the level being swept, and the previous one's
-     * F and B, as large as the second largest level's */
+     * F and B, unpadded, as large as the second largest level's */
     size_t prev_pixels = 1;
-    int prev_w_max = 1;
-    if (levels > 0) {
-        prev_w_max = (int)nearbyint(pow(W0, (double)(levels - 1) / levels));
-        prev_pixels = (size_t)(prev_w_max + 2) *
+    if (levels > 0)
+        prev_pixels = (size_t)nearbyint(pow(W0, (double)(levels - 1) / levels)) *
                       (size_t)nearbyint(pow(H0, (double)(levels - 1) / levels));
-    }
     const size_t cur_plane = (size_t)(W0 + 2) * H0;
     float *cur_block = big_alloc(10 * cur_plane * sizeof *cur_block);
     float *prev_fb = malloc(6 * prev_pixels * sizeof *prev_fb);
@@ -315,7 +310,6 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
     for (int k = 0; k < 6; k++)
         prev_fb[k] = k < 3 ? f_prev_init[k] : b_prev_init[k - 3];
     int w_prev = 1, h_prev = 1;
-    size_t prev_stride = 1, prev_plane = 1;
     fg_level L;
     for (int l = 0; l <= levels; l++) {
         /* round half to even, as Python's round */
@@ -345,8 +339,9 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
             }
             /* F and B of the previous level, resized */
             const int sy = (int)((int64_t)y * h_prev / h);
+            const size_t prev_plane = (size_t)w_prev * h_prev;
             for (int x = 0; x < w; x++) {
-                const size_t at = (size_t)sy * prev_stride + (size_t)prev_xs[x];
+                const size_t at = (size_t)sy * w_prev + (size_t)prev_xs[x];
                 for (int c = 0; c < 3; c++) {
                     L.f[c][row + 1 + x] = prev_fb[c * prev_plane + at];
                     L.b[c][row + 1 + x] = prev_fb[(3 + c) * prev_plane + at];
@@ -359,7 +354,6 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
             sweep(&L, progress, terms, level_threads);
         if (l < levels) {
             /* this level's F and B, unpadded, for the next */
-            prev_stride = (size_t)w, prev_plane = n;
             for (int c = 0; c < 3; c++)
                 for (int y = 0; y < h; y++) {
                     memcpy(prev_fb + c * n + (size_t)y * w, L.f[c] + (size_t)y * L.stride + 1,

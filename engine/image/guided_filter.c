@@ -301,8 +301,7 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
             if (guide->channels == 3) {
                 guided_row_rgb(isa, rows, rows + (size_t)C_PLANES * W, fy, px, W, coef_row, out);
             } else {
-                for (size_t i = 0; i < (size_t)C_PLANES * W; i++)
-                    coef_row[i] = rows[i] + fy * (rows[(size_t)C_PLANES * W + i] - rows[i]);
+                guided_row_coefs(rows, rows + (size_t)C_PLANES * W, fy, W, coef_row);
                 const float *ar = coef_row, *ag = coef_row + W, *ab = coef_row + 2 * (size_t)W,
                             *bb = coef_row + 3 * (size_t)W;
                 for (int x = 0; x < W; x++) {
