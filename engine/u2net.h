@@ -340,8 +340,10 @@ int u2net_trimap(const unsigned char *prob, int width, int height, int fg_thresh
                  int bg_threshold, int erode_size, unsigned char *trimap, u2net_error *err);
 /* Closed-form matting (Levin et al.; 3x3 windows, epsilon 1e-7): alpha 1
  * where the trimap is 255, 0 where it is 0, and the rest solved from the
- * image, starting from init (NULL: 0.5), by preconditioned conjugate
- * gradients of at most U2NET_MATTING_MAX_ITERATIONS iterations. With no
+ * image, starting from init (NULL: 0.5; from 65,536 unknown pixels on,
+ * from the same problem solved at half the size), by preconditioned
+ * conjugate gradients of at most U2NET_MATTING_MAX_ITERATIONS iterations
+ * a solve. The result does not depend on the number of threads. With no
  * known or no unknown pixel the alpha is the trimap and init. */
 int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, const float *init,
                         float *alpha, u2net_error *err);

@@ -175,6 +175,14 @@ def synthetic_cases():
             for n, bg in ref.backgrounds()]
 
 
+def large_synthetic_case():
+    """(name, image, prob): a synthetic composite at 640x480, whose 160,000
+    or so unknown pixels take the solver's half-size initial guess."""
+    fg, alpha = ref.synthetic_subject(480, 640, seed=6)
+    bg = ref.backgrounds(480, 640)[2][1]
+    return "synthetic_640x480", ref.composite(fg, alpha, bg), ref.network_view(alpha)
+
+
 # The smaller shared photos (bike.jpg and 0002-01.jpg are for the benchmark).
 PHOTOS = ["girl.png", "im_14.png", "im_27.png", "rifle2.jpeg", "long.jpg", "horse.jpg",
           "vangogh.jpeg"]
@@ -261,6 +269,8 @@ def _pymatting_results():
             cases[name] = {"image": img, "prob": prob}
         for name, img, prob, _, _ in synthetic_cases():
             cases[name] = {"image": img, "prob": prob}
+        name, img, prob = large_synthetic_case()
+        cases[name] = {"image": img, "prob": prob}
         _pm["inputs"] = cases
         _pm["res"] = run_pymatting(cases)
     return _pm["inputs"], _pm["res"]
@@ -290,6 +300,37 @@ def test_alpha_against_pymatting():
             name, img.shape[1], img.shape[0], int(unknown.sum()), mae, float(diff.max()), sec,
             float(pm["seconds_alpha"])))
         assert mae <= ALPHA_TOL, "%s: alpha MAE %.4f over the unknown pixels" % (name, mae)
+
+
+def test_alpha_threads():
+    """Alpha matting gives the same bits on 1, 2 and 3 threads (the
+    factorization and substitutions run as a wavefront of rows, the sums in
+    fixed chunks), with and without the half-size initial guess."""
+    gomp = None
+    for name in ("libgomp.so.1", "libgomp.so"):
+        try:
+            gomp = C.CDLL(name)
+            break
+        except OSError:
+            pass
+    if gomp is None:
+        raise Skip("no libgomp to set the thread count with")
+    name, img, prob = large_synthetic_case()
+    cases = [(name, img, prob), ("synthetic_320x240", img[::2, ::2], prob[::2, ::2])]
+    try:
+        for name, img, prob in cases:
+            rc, tri, msg = c_trimap(prob)
+            assert rc == 0, msg
+            got = {}
+            for threads in (1, 2, 3):
+                gomp.omp_set_num_threads(threads)
+                got[threads] = c_matting(img, tri, prob / 255.0)
+            assert np.array_equal(got[1], got[2]) and np.array_equal(got[1], got[3]), \
+                "%s: the thread count changes the alpha (max %.3g)" % (
+                    name, float(np.abs(got[1] - got[2]).max()))
+            print("    %-18s unknown %6d: 1, 2 and 3 threads equal" % (name, int((tri == 128).sum())))
+    finally:
+        gomp.omp_set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1)
 
 
 def test_foreground_against_pymatting():
@@ -448,20 +489,24 @@ def test_bad_input():
     a = c_matting(np.zeros((1, 3, 3), np.uint8), tri, np.array([[0, 0.3, 1]], np.float32))
     assert np.allclose(a, [[0, 0.3, 1]]), a
     # adversarial trimaps: checkerboards of unknowns between known pixels,
-    # on noise; the solver stops at its iteration bound
+    # on noise (at 400x400 with the half-size initial guess, whose own
+    # trimap has no known pixel for the 1-pixel board); the solver stops at
+    # its iteration bound
     rng = np.random.default_rng(2)
-    noise = rng.integers(0, 256, (120, 120, 3)).astype(np.uint8)
-    y, x = np.mgrid[0:120, 0:120]
-    for what, tri in [("checkerboard 1", np.where((x + y) % 2 == 0, 128, np.where(x < 60, 0, 255))),
-                      ("checkerboard 8", np.where(((x // 8) + (y // 8)) % 2 == 0, 128,
-                                                  np.where((x // 8) % 4 == 1, 255, 0))),
-                      ("one known", np.where((x == 0) & (y == 0), 255, 128))]:
-        t = time.perf_counter()
-        a = c_matting(noise, tri.astype(np.uint8))
-        sec = time.perf_counter() - t
-        assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1, what
-        print("    %s on noise: %.2f s" % (what, sec))
-        assert sec < 60, "%s: %.1f s" % (what, sec)
+    for side in (120, 400):
+        noise = rng.integers(0, 256, (side, side, 3)).astype(np.uint8)
+        y, x = np.mgrid[0:side, 0:side]
+        for what, tri in [("checkerboard 1", np.where((x + y) % 2 == 0, 128, np.where(x < side // 2, 0, 255))),
+                          ("checkerboard 8", np.where(((x // 8) + (y // 8)) % 2 == 0, 128,
+                                                      np.where((x // 8) % 4 == 1, 255, 0))),
+                          ("one known", np.where((x == 0) & (y == 0), 255, 128))]:
+            what = "%s, %dx%d," % (what, side, side)
+            t = time.perf_counter()
+            a = c_matting(noise, tri.astype(np.uint8))
+            sec = time.perf_counter() - t
+            assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1, what
+            print("    %s on noise: %.2f s" % (what, sec))
+            assert sec < 60, "%s: %.1f s" % (what, sec)
 
 
 def test_program_options():

@@ -6,22 +6,29 @@
  *
  * The solver is preconditioned conjugate gradients on L_UU, stored as the
  * lower half of each row's 25 float coefficients (the 5x5 neighbourhood a
- * pixel shares windows with), the preconditioner an incomplete Cholesky factorization without
- * fill, IC(0), of each block of MATTING_STRIP_ROWS image rows (block
- * Jacobi: the blocks are independent, so they factor and solve on separate
- * threads; they are fixed in the image, so the result does not depend on
- * the thread count). At most U2NET_MATTING_MAX_ITERATIONS iterations.
+ * pixel shares windows with). The preconditioner is an incomplete Cholesky
+ * factorization of the whole of L_UU on a fixed pattern wider than L_UU's
+ * own (IC_SLOTS earlier pixels a row: the front of the elimination, where
+ * the exact factor's large entries are), the diagonal scaled by 1 + 1e-4
+ * (larger when a pivot fails). The factorization and the two substitutions
+ * of each iteration go over the unknowns in raster order, the image rows
+ * as a wavefront on the threads, so the result does not depend on their
+ * number. From MATTING_COARSE_VARIABLES unknowns on, the initial guess is
+ * the same problem solved at half the size (recursively) and upsampled;
+ * below, the initial guess is the map. At most U2NET_MATTING_MAX_ITERATIONS
+ * iterations.
  *
- * Memory is about 170 bytes an unknown pixel and 9 bytes an image pixel.
+ * Memory is about 350 bytes an unknown pixel and 4 bytes an image pixel.
  * When more than MATTING_MAX_VARIABLES pixels are unknown, the image is
  * solved in bands of rows holding at most that many with MATTING_MARGIN
  * rows of overlap each side: a band's unknowns beyond its margins are fixed
- * at the values of the bands above it (solved) and below it (the initial
- * guess, then the previous sweep's solution), only its core rows are kept,
- * and the bands are swept MATTING_BAND_SWEEPS times. That is the one
- * approximation (README.md, Clean edges, has its measured error against
- * the whole solve). */
+ * at the values of the band above it (solved) and below it (the initial
+ * guess: the half-size solve's), and only its core rows are kept. That is
+ * the one approximation (README.md, Clean edges, has its measured error
+ * against the whole solve). */
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,15 +39,31 @@
 
 #define MATTING_EPSILON 1e-7
 #define MATTING_TOLERANCE 1e-5     /* stop when |r| <= this * |b| */
-#define MATTING_STRIP_ROWS 256     /* rows of an IC(0) block */
 #define MATTING_MAX_VARIABLES (1 << 20)
 #define MATTING_MARGIN 96
-#define MATTING_BAND_SWEEPS 2
+/* From this many unknowns on, the initial guess is the half-size solve's
+ * (coarse_guess); below, it saves fewer iterations than it costs. */
+#define MATTING_COARSE_VARIABLES (1 << 16)
 /* Smaller solves run on one thread: an iteration's six loops each end in
  * the threads waiting for each other, which costs more than they share. */
-#define MATTING_THREADED_VARIABLES (1 << 17)
+#define MATTING_THREADED_VARIABLES (1 << 12)
 #define SLOTS 25                   /* the 5x5 neighbourhood, raster order */
 #define DIAG 12                    /* its centre; slots below it are the lower part */
+/* The incomplete factor's pattern: the earlier pixels (raster order) a row
+ * keeps, where the exact factor's large entries are (the front of the
+ * elimination): two rows up from 2 left to IC_REACH right, one row up
+ * IC_REACH either side, the same row IC_REACH to the left. */
+#define IC_REACH 12
+#define IC_SLOTS (4 * IC_REACH + 4)
+#define IC_GROUPS 3                /* its image rows */
+/* The backward substitution's rows write into the two rows before them
+ * (in the pass: above), up to IC_REACH columns either side: two rows on
+ * two threads write disjoint pixels while one stays this far behind. */
+#define BACKWARD_LAG (2 * IC_REACH + 2)
+#define PAD_X IC_REACH             /* var_of's padding left and right */
+#define PAD_Y 2                    /* and above and below */
+#define WAVE_RUN 32                /* the most variables a wavefront step runs */
+#define DOT_CHUNK 4096             /* variables a reduction's partial sum */
 
 /* ---- trimap ---- */
 
@@ -153,10 +176,10 @@ int u2net_trimap(const unsigned char *prob, int width, int height, int fg_thresh
 
 /* ---- the matting Laplacian ---- */
 
-/* A 3x3 window's colour statistics: its mean and the inverse of
- * (epsilon U + sum of c c^T) / 9, c the centred colours (symmetric). */
+/* A 3x3 window's colour statistics: its centred colours c (raster order)
+ * and the inverse of (epsilon U + sum of c c^T) / 9 (symmetric). */
 typedef struct {
-    double mean[3];
+    double c[9][3];
     double inv[6];  /* 00 01 02 11 12 22 */
 } window_stats;
 
@@ -184,6 +207,7 @@ static void window_at(const u2net_image *img, int cx, int cy, window_stats *ws)
            a22 = MATTING_EPSILON;
     for (int k = 0; k < 9; k++) {
         const double r = col[k][0] - m[0], g = col[k][1] - m[1], b = col[k][2] - m[2];
+        ws->c[k][0] = r, ws->c[k][1] = g, ws->c[k][2] = b;
         a00 += r * r, a01 += r * g, a02 += r * b, a11 += g * g, a12 += g * b, a22 += b * b;
     }
     a00 /= 9, a01 /= 9, a02 /= 9, a11 /= 9, a12 /= 9, a22 /= 9;
@@ -191,35 +215,63 @@ static void window_at(const u2net_image *img, int cx, int cy, window_stats *ws)
                  i02 = a01 * a12 - a02 * a11, i11 = a00 * a22 - a02 * a02,
                  i12 = a01 * a02 - a00 * a12, i22 = a00 * a11 - a01 * a01;
     const double inv_det = 1.0 / (a00 * i00 + a01 * i01 + a02 * i02);
-    memcpy(ws->mean, m, sizeof m);
     ws->inv[0] = i00 * inv_det, ws->inv[1] = i01 * inv_det, ws->inv[2] = i02 * inv_det;
     ws->inv[3] = i11 * inv_det, ws->inv[4] = i12 * inv_det, ws->inv[5] = i22 * inv_det;
 }
 
+
+/* The variables of a group of a factor row: slots [start, start + len)
+ * of the group are variables first, first + 1, ... (consecutive: the
+ * numbering is in raster order) and the others are not; len = 0 and
+ * start = 1 when they are not one such run (the slots are then looked up
+ * one by one); len = 0 and start = 0 when there are none. */
+typedef struct {
+    int32_t first;
+    unsigned char start, len;
+} group_run;
+
 /* The state of one solve: the variables are the unknown pixels of rows
- * [y0, y1); every other pixel is fixed at fixed[]. L_UU is symmetric and
- * its rows have the 5x5 pattern of their pixel, so a row keeps its lower
- * half (slots 0..DIAG) and the neighbours are found through var_of, a map
- * of the image padded by 2 pixels a side: a slot's variable is var_of at
- * the pixel's padded index + slot_offset - 1, -1 (none) for a fixed pixel
- * or the padding. Index -1 of a and p is a zero row and a zero, so that the
- * product needs no test. */
+ * [y0, y1), numbered in raster order; every other pixel is fixed at
+ * fixed[]. L_UU is symmetric and its rows have the 5x5 pattern of their
+ * pixel, so a row keeps its lower half (slots 0..DIAG) and the neighbours
+ * are found through var_of, a map of the image padded by PAD_X pixels left
+ * and right and PAD_Y above and below: a slot's variable is var_of at the
+ * pixel's padded index + the slot's offset - 1, -1 (none) for a fixed pixel
+ * or the padding. Index -1 of a, ic, p and z is a zero row or a zero, so
+ * that products need no test. */
 typedef struct {
     const u2net_image *img;
     const unsigned char *trimap;
     float *fixed;          /* W*H: the current alpha, 0..1 */
-    int32_t *var_of;       /* (W+4)*(H+4): variable index + 1, 0 for none */
+    int32_t *var_of;       /* (W+2 PAD_X)*(H+2 PAD_Y): variable index + 1, 0 for none */
     ptrdiff_t slot_offset[SLOTS]; /* padded index of each slot from the centre's */
+    /* the factor's slots: padded offset from the centre and A's lower
+     * slot or -1; in IC_GROUPS runs of consecutive pixels on one image
+     * row each (group_slot, group_len, group_offset: the first slot's
+     * offset); and the runs of slot s's pairs: slot t of a row and slot u
+     * of the row in its slot s are the same pixel for t = run_t + m,
+     * u = run_u + m, m < run_len */
+    ptrdiff_t ic_offset[IC_SLOTS];
+    signed char ic_a_slot[IC_SLOTS];
+    int group_slot[IC_GROUPS], group_len[IC_GROUPS];
+    ptrdiff_t group_offset[IC_GROUPS];
+    unsigned char run_count[IC_SLOTS];
+    unsigned char run_t[IC_SLOTS][IC_GROUPS], run_u[IC_SLOTS][IC_GROUPS], run_len[IC_SLOTS][IC_GROUPS];
     /* per variable */
     size_t n;
     int64_t *pad;          /* its padded pixel index */
-    float *a, *a_base;     /* [n, DIAG + 1] the lower half of L_UU; a_base has row -1 */
-    float *ic;             /* [n, DIAG + 1] IC(0): the lower slots, then the diagonal */
+    float *a, *a_base;     /* [n, DIAG + 1] the lower half of L_UU */
+    float *ic, *ic_base;   /* [n, IC_SLOTS + 1] the factor's row: its slots, then 1 / the diagonal */
+    group_run *run;        /* [n, IC_GROUPS] where each group's variables are */
     double *b, *x, *r, *z, *p, *p_base, *q;
-    /* IC(0) blocks: variables [block_start[k], block_start[k + 1]) */
-    int n_blocks;
-    size_t *block_start;
-    double *partial;       /* a reduction's per-block sums, two a block */
+    float *zf, *zf_base;   /* the substitutions' z, in float */
+    /* per image row of the solve */
+    int rows;
+    size_t *row_start;     /* [rows + 1] its first variable */
+    atomic_int *progress;  /* [rows] a wavefront's columns done (wavefront()) */
+    atomic_int failed;     /* a pivot <= 0 in the factorization */
+    double shift;          /* the factorization's diagonal scale - 1 */
+    double *partial;       /* a reduction's sums, two a chunk of DOT_CHUNK variables */
 } solve_state;
 
 /* The variable in slot s of the row of the variable at padded index pad. */
@@ -236,14 +288,12 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
 {
     const u2net_image *img = st->img;
     const int W = img->width, H = img->height;
-    const int64_t Wp = W + 4;
+    const int64_t Wp = W + 2 * PAD_X;
     for (size_t v = v0; v < v1; v++) {
-        const int x = (int)(st->pad[v] % Wp) - 2;
+        const int x = (int)(st->pad[v] % Wp) - PAD_X;
         const size_t pi = (size_t)y * W + x;
         double acc[SLOTS] = {0};
         double rhs = 0.0;
-        double ci_colour[3];
-        pixel_colour(img, pi, ci_colour);
         for (int wy = y - 1; wy <= y + 1; wy++) {
             if (wy < 1 || wy > H - 2)
                 continue;
@@ -256,24 +306,26 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
                     window_at(img, wx, wy, ws);
                     have[slot_index] = 1;
                 }
-                const double c0 = ci_colour[0] - ws->mean[0], c1 = ci_colour[1] - ws->mean[1],
-                             c2 = ci_colour[2] - ws->mean[2];
-                const double *m = ws->inv;
-                const double t0 = m[0] * c0 + m[1] * c1 + m[2] * c2;
-                const double t1 = m[1] * c0 + m[3] * c1 + m[4] * c2;
-                const double t2 = m[2] * c0 + m[4] * c1 + m[5] * c2;
+                /* the pixel is colour ki of the window */
+                const int ki = (y - wy + 1) * 3 + (x - wx + 1);
+                const double *ci = ws->c[ki], *m = ws->inv;
+                const double t0 = m[0] * ci[0] + m[1] * ci[1] + m[2] * ci[2];
+                const double t1 = m[1] * ci[0] + m[3] * ci[1] + m[4] * ci[2];
+                const double t2 = m[2] * ci[0] + m[4] * ci[1] + m[5] * ci[2];
                 for (int k = 0; k < 9; k++) {
                     const int jx = wx + k % 3 - 1, jy = wy + k / 3 - 1;
-                    const size_t pj = (size_t)jy * W + jx;
-                    double cj[3];
-                    pixel_colour(img, pj, cj);
-                    const double value = (pj == pi ? 1.0 : 0.0) -
-                        (1.0 + t0 * (cj[0] - ws->mean[0]) + t1 * (cj[1] - ws->mean[1]) +
-                         t2 * (cj[2] - ws->mean[2])) / 9.0;
-                    if (st->var_of[(int64_t)(jy + 2) * Wp + jx + 2] > 0)
-                        acc[(jy - y + 2) * 5 + (jx - x + 2)] += value;
+                    const int slot = (jy - y + 2) * 5 + (jx - x + 2);
+                    const int is_var = st->var_of[(int64_t)(jy + PAD_Y) * Wp + jx + PAD_X] > 0;
+                    /* the upper half is the lower half of later rows */
+                    if (is_var && slot > DIAG)
+                        continue;
+                    const double *cj = ws->c[k];
+                    const double value = (k == ki ? 1.0 : 0.0) -
+                        (1.0 + t0 * cj[0] + t1 * cj[1] + t2 * cj[2]) / 9.0;
+                    if (is_var)
+                        acc[slot] += value;
                     else
-                        rhs -= value * st->fixed[pj];
+                        rhs -= value * st->fixed[(size_t)jy * W + jx];
                 }
             }
         }
@@ -293,112 +345,277 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
 }
 
 /* L_UU and b, image rows in parallel, each thread with its own window cache. */
-static int build_system(solve_state *st, int y0, int y1)
+static int build_system(solve_state *st, int y0)
 {
     const int W = st->img->width;
-    const int64_t Wp = W + 4;
     const int threads = max_threads();
     window_stats *caches = malloc((size_t)threads * 3 * W * sizeof *caches);
     int *haves = malloc((size_t)threads * 3 * W * sizeof *haves);
-    /* first variable of each row */
-    size_t *row_start = malloc(((size_t)(y1 - y0) + 1) * sizeof *row_start);
-    if (!caches || !haves || !row_start) {
-        free(caches), free(haves), free(row_start);
+    if (!caches || !haves) {
+        free(caches), free(haves);
         return -1;
-    }
-    size_t v = 0;
-    for (int y = y0; y <= y1; y++) {
-        while (v < st->n && st->pad[v] / Wp - 2 < y)
-            v++;
-        row_start[y - y0] = v;
     }
     #pragma omp parallel num_threads(threads)
     {
         window_stats *cache = caches + (size_t)thread_id() * 3 * W;
         int *have = haves + (size_t)thread_id() * 3 * W;
         #pragma omp for schedule(dynamic, 16)
-        for (int y = y0; y < y1; y++) {
-            const size_t a = row_start[y - y0], b = row_start[y - y0 + 1];
+        for (int y = y0; y < y0 + st->rows; y++) {
+            const size_t a = st->row_start[y - y0], b = st->row_start[y - y0 + 1];
             if (a == b)
                 continue;
             memset(have, 0, 3 * (size_t)W * sizeof *have);
             build_row(st, a, b, y, cache, have);
         }
     }
-    free(caches), free(haves), free(row_start);
+    free(caches), free(haves);
     return 0;
 }
 
-/* IC(0) of the variables [v0, v1) of one block, columns outside it
- * dropped, the diagonal scaled by 1 + shift. Returns -1 on a pivot <= 0. */
-static int factor_block(solve_state *st, size_t v0, size_t v1, double shift)
+/* The factor's slots in raster order, its groups and, for each slot, the
+ * runs of its pairs. */
+static void ic_pattern(solve_state *st, int64_t Wp)
 {
+    int dy[IC_SLOTS], dx[IC_SLOTS], k = 0;
+    for (int y = -2; y <= 0; y++) {
+        const int lo = y == -2 ? -2 : -IC_REACH, hi = y == 0 ? -1 : IC_REACH;
+        st->group_slot[y + 2] = k;
+        st->group_len[y + 2] = hi - lo + 1;
+        st->group_offset[y + 2] = (ptrdiff_t)y * Wp + lo;
+        for (int x = lo; x <= hi; x++, k++) {
+            dy[k] = y, dx[k] = x;
+            st->ic_offset[k] = (ptrdiff_t)y * Wp + x;
+            st->ic_a_slot[k] = (signed char)(x >= -2 && x <= 2 ? (y + 2) * 5 + x + 2 : -1);
+        }
+    }
+    /* the pairs of s: t < s, and u the slot at offset (t - s); along a
+     * group t and u advance together, so they come in runs */
+    for (int s = 0; s < IC_SLOTS; s++) {
+        int runs = 0, last_t = -2, last_u = -2;
+        for (int t = 0; t < s; t++)
+            for (int u = 0; u < IC_SLOTS; u++) {
+                if (dy[u] != dy[t] - dy[s] || dx[u] != dx[t] - dx[s])
+                    continue;
+                if (runs > 0 && t == last_t + 1 && u == last_u + 1) {
+                    st->run_len[s][runs - 1]++;
+                } else {
+                    st->run_t[s][runs] = (unsigned char)t;
+                    st->run_u[s][runs] = (unsigned char)u;
+                    st->run_len[s][runs] = 1;
+                    runs++;
+                }
+                last_t = t, last_u = u;
+            }
+        st->run_count[s] = (unsigned char)runs;
+    }
+}
+
+/* The image column of a variable. */
+static inline int column_of(const solve_state *st, size_t v)
+{
+    return (int)(st->pad[v] % (st->img->width + 2 * PAD_X)) - PAD_X;
+}
+
+/* A step over a run of the variables of one image row: [v0, v1), in
+ * increasing order (forward) or decreasing (backward). */
+typedef void (*row_step)(solve_state *st, size_t v0, size_t v1);
+
+/* Runs step over every variable in raster order (forward) or its reverse,
+ * with each image row's result what one sequential pass gives. A variable
+ * depends on the two rows before its own (above it, or below when
+ * backward) up to IC_REACH columns beyond its own, so the rows run as a
+ * wavefront: row k of the pass on thread k mod threads, a run of at most
+ * WAVE_RUN variables once rows k - 1 and k - 2 have passed it. progress[k]
+ * is a column c (columns counted from the right when backward) such that
+ * row k and every row before it are done left of c: row k's own, or row
+ * k - 1's when smaller, so a row is done only once the one before is. */
+static void wavefront(solve_state *st, int backward, int lag, int threads, row_step step)
+{
+    const int W = st->img->width, rows = st->rows;
+    for (int k = 0; k < rows; k++)
+        atomic_store_explicit(&st->progress[k], 0, memory_order_relaxed);
+    #pragma omp parallel num_threads(threads)
+    {
+        int team = 1, me = 0;
+#ifdef _OPENMP
+        team = omp_get_num_threads(), me = omp_get_thread_num();
+#endif
+        for (int k = me; k < rows; k += team) {
+            const int y = backward ? rows - 1 - k : k;
+            const size_t first = st->row_start[y], end = st->row_start[y + 1];
+            size_t done = 0; /* variables of the row done */
+            while (first + done < end) {
+                /* the run: the next variables whose columns the row before
+                 * has passed by IC_REACH (all of them when it is done) */
+                size_t run = 0;
+                for (int spins = 0; run == 0; spins++) {
+                    const int before = k == 0 ? W : atomic_load_explicit(&st->progress[k - 1],
+                                                                          memory_order_acquire);
+                    while (run < WAVE_RUN && first + done + run < end) {
+                        const size_t v = backward ? end - 1 - done - run : first + done + run;
+                        const int col = backward ? W - 1 - column_of(st, v) : column_of(st, v);
+                        if (before < W && col + lag >= before)
+                            break;
+                        run++;
+                    }
+                    if (run == 0 && spins > 256)
+                        sched_yield();
+                }
+                if (backward)
+                    step(st, end - done - run, end - done);
+                else
+                    step(st, first + done, first + done + run);
+                done += run;
+                /* passed: every column before the next variable's */
+                int passed = W;
+                if (first + done < end) {
+                    const size_t v = backward ? end - 1 - done : first + done;
+                    passed = backward ? W - 1 - column_of(st, v) : column_of(st, v);
+                }
+                const int before = k == 0 ? W : atomic_load_explicit(&st->progress[k - 1],
+                                                                      memory_order_acquire);
+                atomic_store_explicit(&st->progress[k], passed < before ? passed : before,
+                                      memory_order_release);
+            }
+            for (int spins = 0; k > 0 && atomic_load_explicit(&st->progress[k - 1],
+                                                              memory_order_acquire) < W; spins++)
+                if (spins > 256)
+                    sched_yield();
+            atomic_store_explicit(&st->progress[k], W, memory_order_release);
+        }
+    }
+}
+
+/* The runs of the groups of variables [v0, v1). */
+static void find_runs(solve_state *st, size_t v0, size_t v1)
+{
+    for (size_t i = v0; i < v1; i++)
+        for (int g = 0; g < IC_GROUPS; g++) {
+            const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
+            const int len = st->group_len[g];
+            int m0 = 0, m1 = len - 1;
+            while (m0 < len && var[m0] == 0)
+                m0++;
+            while (m1 >= m0 && var[m1] == 0)
+                m1--;
+            group_run *run = st->run + i * IC_GROUPS + g;
+            run->first = m0 <= m1 ? var[m0] - 1 : 0;
+            run->start = (unsigned char)(m0 <= m1 && var[m1] - var[m0] != m1 - m0);
+            run->len = 0;
+            if (m0 <= m1 && !run->start) {
+                run->start = (unsigned char)m0;
+                run->len = (unsigned char)(m1 - m0 + 1);
+            }
+        }
+}
+
+/* The incomplete Cholesky factor's rows [v0, v1) of L_UU on the pattern,
+ * the diagonal scaled by 1 + shift; a pivot <= 0 sets failed (and is
+ * replaced by 1 so that the pass goes on). */
+static void factor_rows(solve_state *st, size_t v0, size_t v1)
+{
+    find_runs(st, v0, v1);
     for (size_t i = v0; i < v1; i++) {
         const float *arow = st->a + i * (DIAG + 1);
-        float *lrow = st->ic + i * (DIAG + 1);
-        double diag = arow[DIAG] * (1.0 + shift);
-        for (int s = 0; s < DIAG; s++) {
-            const int32_t j = slot_var(st, st->pad[i], s);
-            if (j < 0 || (size_t)j < v0) {
+        float *lrow = st->ic + i * (IC_SLOTS + 1);
+        double diag = arow[DIAG] * (1.0 + st->shift);
+        for (int s = 0; s < IC_SLOTS; s++) {
+            const int32_t j = st->var_of[st->pad[i] + st->ic_offset[s]] - 1;
+            if (j < 0) {
                 lrow[s] = 0.0f;
                 continue;
             }
-            /* L_is = (A_is - sum over k < j of L_ik L_jk) / L_jj: k is slot t
-             * of row i and slot t - s + DIAG of row j, when that is a lower
-             * slot inside the 5x5 neighbourhood */
-            const int sx = s % 5 - 2, sy = s / 5 - 2;
-            const float *ljrow = st->ic + (size_t)j * (DIAG + 1);
-            double v = arow[s];
-            for (int t = 0; t < s; t++) {
-                if (lrow[t] == 0.0f)
-                    continue;
-                const int dx = t % 5 - 2 - sx, dy = t / 5 - 2 - sy;
-                if (dx < -2 || dx > 2 || dy < -2 || dy > 2)
-                    continue;
-                const int u = (dy + 2) * 5 + dx + 2;
-                if (u < DIAG)
-                    v -= (double)lrow[t] * ljrow[u];
+            /* L_is = (A_is - sum over the pairs of L_it L_ju) / L_jj */
+            const float *ljrow = st->ic + (size_t)j * (IC_SLOTS + 1);
+            double v = st->ic_a_slot[s] >= 0 ? arow[st->ic_a_slot[s]] : 0.0;
+            for (int q = 0; q < st->run_count[s]; q++) {
+                const float *lt = lrow + st->run_t[s][q], *lu = ljrow + st->run_u[s][q];
+                const int len = st->run_len[s][q];
+                float sum = 0.0f;
+                #pragma omp simd reduction(+ : sum)
+                for (int m = 0; m < len; m++)
+                    sum += lt[m] * lu[m];
+                v -= sum;
             }
-            lrow[s] = (float)(v / ljrow[DIAG]);
+            lrow[s] = (float)(v * ljrow[IC_SLOTS]);
             diag -= (double)lrow[s] * lrow[s];
         }
-        if (!(diag > 0.0))
-            return -1;
-        lrow[DIAG] = (float)sqrt(diag);
+        if (!(diag > 0.0)) {
+            atomic_store_explicit(&st->failed, 1, memory_order_relaxed);
+            diag = 1.0;
+        }
+        lrow[IC_SLOTS] = (float)(1.0 / sqrt(diag));
     }
-    return 0;
 }
 
-/* z = M^-1 r on one block: forward then backward substitution. */
-static void precondition_block(solve_state *st, size_t v0, size_t v1)
+/* Forward substitution, rows [v0, v1): z = L^-1 r. */
+static void forward_rows(solve_state *st, size_t v0, size_t v1)
 {
+    float *z = st->zf;
     for (size_t i = v0; i < v1; i++) {
-        const float *lrow = st->ic + i * (DIAG + 1);
+        const float *lrow = st->ic + i * (IC_SLOTS + 1);
         double v = st->r[i];
-        for (int s = 0; s < DIAG; s++)
-            if (lrow[s] != 0.0f)
-                v -= lrow[s] * st->z[slot_var(st, st->pad[i], s)];
-        st->z[i] = v / lrow[DIAG];
-    }
-    for (size_t i = v1; i-- > v0;) {
-        const float *lrow = st->ic + i * (DIAG + 1);
-        const double zi = st->z[i] / lrow[DIAG];
-        st->z[i] = zi;
-        for (int s = 0; s < DIAG; s++)
-            if (lrow[s] != 0.0f)
-                st->z[slot_var(st, st->pad[i], s)] -= lrow[s] * zi;
+        for (int g = 0; g < IC_GROUPS; g++) {
+            const group_run *run = st->run + i * IC_GROUPS + g;
+            float sum = 0.0f;
+            if (run->len > 0) {
+                const float *l = lrow + st->group_slot[g] + run->start;
+                const float *zg = z + run->first;
+                #pragma omp simd reduction(+ : sum)
+                for (int m = 0; m < run->len; m++)
+                    sum += l[m] * zg[m];
+            } else if (run->start) {
+                const float *l = lrow + st->group_slot[g];
+                const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
+                for (int m = 0; m < st->group_len[g]; m++)
+                    sum += l[m] * z[var[m] - 1];
+            }
+            v -= sum;
+        }
+        z[i] = (float)(v * lrow[IC_SLOTS]);
     }
 }
 
-/* u . v, and u . w when w is not NULL: sums over blocks added in block
+/* Backward substitution, rows [v0, v1) from the last: z = L^-T z, each row
+ * final once the later rows have been taken from it, then taken from the
+ * earlier rows in its slots. */
+static void backward_rows(solve_state *st, size_t v0, size_t v1)
+{
+    float *z = st->zf;
+    for (size_t i = v1; i-- > v0;) {
+        const float *lrow = st->ic + i * (IC_SLOTS + 1);
+        const float zi = z[i] * lrow[IC_SLOTS];
+        st->z[i] = zi;
+        for (int g = 0; g < IC_GROUPS; g++) {
+            const group_run *run = st->run + i * IC_GROUPS + g;
+            if (run->len > 0) {
+                const float *l = lrow + st->group_slot[g] + run->start;
+                float *zg = z + run->first;
+                #pragma omp simd
+                for (int m = 0; m < run->len; m++)
+                    zg[m] -= l[m] * zi;
+            } else if (run->start) {
+                const float *l = lrow + st->group_slot[g];
+                const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
+                for (int m = 0; m < st->group_len[g]; m++)
+                    if (var[m] > 0)
+                        z[var[m] - 1] -= l[m] * zi;
+            }
+        }
+    }
+}
+
+/* u . v, and u . w when w is not NULL: sums over fixed chunks added in
  * order, so that they do not depend on the thread count. */
 static double dot2(solve_state *st, const double *u, const double *v, const double *w,
                    double *uw, int threads)
 {
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int k = 0; k < st->n_blocks; k++) {
+    const int chunks = (int)((st->n + DOT_CHUNK - 1) / DOT_CHUNK);
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int k = 0; k < chunks; k++) {
+        const size_t end = (size_t)(k + 1) * DOT_CHUNK < st->n ? (size_t)(k + 1) * DOT_CHUNK : st->n;
         double s = 0.0, t = 0.0;
-        for (size_t i = st->block_start[k]; i < st->block_start[k + 1]; i++) {
+        for (size_t i = (size_t)k * DOT_CHUNK; i < end; i++) {
             s += u[i] * v[i];
             if (w)
                 t += u[i] * w[i];
@@ -407,7 +624,7 @@ static double dot2(solve_state *st, const double *u, const double *v, const doub
         st->partial[2 * k + 1] = t;
     }
     double total = 0.0, total_w = 0.0;
-    for (int k = 0; k < st->n_blocks; k++)
+    for (int k = 0; k < chunks; k++)
         total += st->partial[2 * k], total_w += st->partial[2 * k + 1];
     if (uw)
         *uw = total_w;
@@ -438,18 +655,18 @@ static void multiply(solve_state *st, const double *v, double *out, int threads)
     }
 }
 
+/* z = (L L^T)^-1 r */
 static void precondition(solve_state *st, int threads)
 {
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int k = 0; k < st->n_blocks; k++)
-        precondition_block(st, st->block_start[k], st->block_start[k + 1]);
+    wavefront(st, 0, IC_REACH, threads, forward_rows);
+    wavefront(st, 1, BACKWARD_LAG, threads, backward_rows);
 }
 
 /* The real pixel index of a padded one. */
 static size_t pixel_of(const solve_state *st, int64_t pad)
 {
-    const int64_t Wp = st->img->width + 4;
-    return (size_t)(pad / Wp - 2) * (size_t)st->img->width + (size_t)(pad % Wp - 2);
+    const int64_t Wp = st->img->width + 2 * PAD_X;
+    return (size_t)(pad / Wp - PAD_Y) * (size_t)st->img->width + (size_t)(pad % Wp - PAD_X);
 }
 
 /* Preconditioned conjugate gradients from x = the fixed values; returns
@@ -498,12 +715,14 @@ static int solve_pcg(solve_state *st, int threads)
 
 static void free_solve(solve_state *st)
 {
-    free(st->pad), free(st->a_base), free(st->ic);
-    free(st->b), free(st->x), free(st->r), free(st->z), free(st->p_base), free(st->q);
-    free(st->block_start), free(st->partial);
-    st->pad = NULL, st->a = st->a_base = NULL, st->ic = NULL, st->b = NULL;
+    free(st->pad), free(st->a_base), free(st->ic_base), free(st->run);
+    free(st->b), free(st->x), free(st->r), free(st->z), free(st->zf_base), free(st->p_base), free(st->q);
+    free(st->row_start), free(st->progress), free(st->partial);
+    st->pad = NULL, st->a = st->a_base = NULL, st->ic = st->ic_base = NULL, st->run = NULL;
+    st->b = NULL;
     st->x = st->r = st->z = st->p = st->p_base = st->q = NULL;
-    st->block_start = NULL, st->partial = NULL;
+    st->zf = st->zf_base = NULL;
+    st->row_start = NULL, st->progress = NULL, st->partial = NULL;
 }
 
 /* Solves the unknown pixels of rows [y0, y1) with every other pixel fixed
@@ -512,56 +731,63 @@ static void free_solve(solve_state *st)
 static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
 {
     const int W = st->img->width;
-    const int64_t Wp = W + 4;
+    const int64_t Wp = W + 2 * PAD_X;
     size_t n = 0;
     for (size_t i = (size_t)y0 * W; i < (size_t)y1 * W; i++)
         n += st->trimap[i] != 0 && st->trimap[i] != 255;
     if (n == 0)
         return 0;
     const int threads = n < MATTING_THREADED_VARIABLES ? 1 : max_threads();
+    const size_t chunks = (n + DOT_CHUNK - 1) / DOT_CHUNK;
     st->n = n;
-    st->n_blocks = (y1 - y0 + MATTING_STRIP_ROWS - 1) / MATTING_STRIP_ROWS;
+    st->rows = y1 - y0;
     st->pad = malloc(n * sizeof *st->pad);
     st->a_base = calloc((n + 1) * (DIAG + 1), sizeof *st->a_base);
-    st->ic = malloc(n * (DIAG + 1) * sizeof *st->ic);
+    st->ic_base = calloc((n + 1) * (IC_SLOTS + 1), sizeof *st->ic_base);
+    st->run = malloc(n * IC_GROUPS * sizeof *st->run);
     st->b = malloc(n * sizeof(double)), st->x = malloc(n * sizeof(double));
     st->r = malloc(n * sizeof(double)), st->z = malloc(n * sizeof(double));
+    st->zf_base = calloc(n + 1, sizeof(float));
     st->p_base = calloc(n + 1, sizeof(double)), st->q = malloc(n * sizeof(double));
-    st->block_start = malloc(((size_t)st->n_blocks + 1) * sizeof *st->block_start);
-    st->partial = malloc(2 * (size_t)st->n_blocks * sizeof *st->partial);
-    if (!st->pad || !st->a_base || !st->ic || !st->b || !st->x || !st->r || !st->z ||
-        !st->p_base || !st->q || !st->block_start || !st->partial) {
+    st->row_start = malloc(((size_t)st->rows + 1) * sizeof *st->row_start);
+    st->progress = malloc((size_t)st->rows * sizeof *st->progress);
+    st->partial = malloc(2 * chunks * sizeof *st->partial);
+    if (!st->pad || !st->a_base || !st->ic_base || !st->run || !st->b || !st->x || !st->r || !st->z || !st->zf_base ||
+        !st->p_base || !st->q || !st->row_start || !st->progress || !st->partial) {
         free_solve(st);
         return -1;
     }
     st->a = st->a_base + (DIAG + 1);
+    st->ic = st->ic_base + (IC_SLOTS + 1);
+    st->zf = st->zf_base + 1;
     st->p = st->p_base + 1;
     size_t v = 0;
     for (int y = y0; y < y1; y++) {
-        if ((y - y0) % MATTING_STRIP_ROWS == 0)
-            st->block_start[(y - y0) / MATTING_STRIP_ROWS] = v;
+        st->row_start[y - y0] = v;
         for (int x = 0; x < W; x++) {
             const size_t i = (size_t)y * W + x;
             if (st->trimap[i] != 0 && st->trimap[i] != 255) {
-                st->pad[v] = (int64_t)(y + 2) * Wp + x + 2;
+                st->pad[v] = (int64_t)(y + PAD_Y) * Wp + x + PAD_X;
                 st->var_of[st->pad[v]] = (int32_t)(v + 1);
                 v++;
             }
         }
     }
-    st->block_start[st->n_blocks] = n;
-    if (build_system(st, y0, y1)) {
+    st->row_start[st->rows] = n;
+    if (build_system(st, y0)) {
         free_solve(st);
         return -1;
     }
-    /* IC(0) may break down (a pivot <= 0); a larger diagonal shift always
-     * succeeds eventually, since L_UU is positive semi-definite */
-    static const double shifts[] = {0.0, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0};
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int k = 0; k < st->n_blocks; k++)
-        for (size_t t = 0; t < sizeof shifts / sizeof *shifts; t++)
-            if (factor_block(st, st->block_start[k], st->block_start[k + 1], shifts[t]) == 0)
-                break;
+    /* the factorization may break down (a pivot <= 0); a larger diagonal
+     * shift always succeeds eventually, since L_UU is positive semi-definite */
+    static const double shifts[] = {1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0};
+    for (size_t t = 0; t < sizeof shifts / sizeof *shifts; t++) {
+        st->shift = shifts[t];
+        atomic_store(&st->failed, 0);
+        wavefront(st, 0, IC_REACH, threads, factor_rows);
+        if (!atomic_load(&st->failed))
+            break;
+    }
     const int iterations = solve_pcg(st, threads);
     for (size_t i = 0; i < n; i++) {
         const size_t pi = pixel_of(st, st->pad[i]);
@@ -574,6 +800,66 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
     }
     free_solve(st);
     return iterations;
+}
+
+/* The initial guess of the unknown pixels from the same problem at half
+ * the size (2x2 blocks: the mean colour and initial alpha; known when all
+ * four are, as they are), solved the same way and upsampled bilinearly.
+ * Returns 0, or an error code. */
+static int coarse_guess(const u2net_image *img, const unsigned char *trimap, float *alpha,
+                        u2net_error *err)
+{
+    const int W = img->width, H = img->height, C = img->channels;
+    const int cw = (W + 1) / 2, ch = (H + 1) / 2;
+    const size_t cn = (size_t)cw * ch;
+    unsigned char *cdata = malloc(cn * (size_t)C), *ctri = malloc(cn);
+    float *cinit = malloc(cn * sizeof *cinit), *calpha = malloc(cn * sizeof *calpha);
+    if (!cdata || !ctri || !cinit || !calpha) {
+        free(cdata), free(ctri), free(cinit), free(calpha);
+        set_error(err, U2NET_ENOMEM, "out of memory for alpha matting of a %dx%d image", W, H);
+        return U2NET_ENOMEM;
+    }
+    for (int cy = 0; cy < ch; cy++)
+        for (int cx = 0; cx < cw; cx++) {
+            const int y1 = 2 * cy + 1 < H ? 2 * cy + 1 : 2 * cy;
+            const int x1 = 2 * cx + 1 < W ? 2 * cx + 1 : 2 * cx;
+            const size_t p[4] = {(size_t)2 * cy * W + 2 * cx, (size_t)2 * cy * W + x1,
+                                 (size_t)y1 * W + 2 * cx, (size_t)y1 * W + x1};
+            const size_t ci = (size_t)cy * cw + cx;
+            int fg = 0, bg = 0;
+            float a = 0.0f;
+            for (int k = 0; k < 4; k++)
+                fg += trimap[p[k]] == 255, bg += trimap[p[k]] == 0, a += alpha[p[k]];
+            ctri[ci] = fg == 4 ? 255 : bg == 4 ? 0 : 128;
+            cinit[ci] = a * 0.25f;
+            for (int c = 0; c < C; c++) {
+                int sum = 2;
+                for (int k = 0; k < 4; k++)
+                    sum += img->data[p[k] * C + c];
+                cdata[ci * C + c] = (unsigned char)(sum / 4);
+            }
+        }
+    const u2net_image coarse = {cw, ch, C, cdata};
+    const int rc = u2net_alpha_matting(&coarse, ctri, cinit, calpha, err);
+    if (rc == 0)
+        for (int y = 0; y < H; y++) {
+            const float fy = (y + 0.5f) * 0.5f - 0.5f;
+            const int y0 = fy < 0.0f ? 0 : (int)fy, y1 = y0 + 1 < ch ? y0 + 1 : y0;
+            const float wy = fy < 0.0f ? 0.0f : fy - (float)y0;
+            for (int x = 0; x < W; x++) {
+                const size_t i = (size_t)y * W + x;
+                if (trimap[i] == 0 || trimap[i] == 255)
+                    continue;
+                const float fx = (x + 0.5f) * 0.5f - 0.5f;
+                const int x0 = fx < 0.0f ? 0 : (int)fx, x1 = x0 + 1 < cw ? x0 + 1 : x0;
+                const float wx = fx < 0.0f ? 0.0f : fx - (float)x0;
+                const float *r0 = calpha + (size_t)y0 * cw, *r1 = calpha + (size_t)y1 * cw;
+                alpha[i] = (1.0f - wy) * ((1.0f - wx) * r0[x0] + wx * r0[x1]) +
+                           wy * ((1.0f - wx) * r1[x0] + wx * r1[x1]);
+            }
+        }
+    free(cdata), free(ctri), free(cinit), free(calpha);
+    return rc;
 }
 
 int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, const float *init,
@@ -603,44 +889,46 @@ int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, con
     /* nothing to solve, or nothing to solve it from: the initial guess */
     if (unknown == 0 || known == 0)
         return 0;
+    if (unknown >= MATTING_COARSE_VARIABLES && W >= 16 && H >= 16) {
+        const int rc = coarse_guess(img, trimap, alpha, err);
+        if (rc)
+            return rc;
+    }
     solve_state st = {0};
     st.img = img;
     st.trimap = trimap;
     st.fixed = alpha;
-    st.var_of = calloc((size_t)(W + 4) * (H + 4), sizeof *st.var_of);
+    st.var_of = calloc((size_t)(W + 2 * PAD_X) * (H + 2 * PAD_Y), sizeof *st.var_of);
     if (!st.var_of) {
         set_error(err, U2NET_ENOMEM, "out of memory for alpha matting of a %dx%d image", W, H);
         return U2NET_ENOMEM;
     }
     for (int s = 0; s < SLOTS; s++)
-        st.slot_offset[s] = (ptrdiff_t)(s / 5 - 2) * (W + 4) + (s % 5 - 2);
+        st.slot_offset[s] = (ptrdiff_t)(s / 5 - 2) * (W + 2 * PAD_X) + (s % 5 - 2);
+    ic_pattern(&st, W + 2 * PAD_X);
     int rc = 0;
     if (unknown <= MATTING_MAX_VARIABLES) {
         rc = solve_rows(&st, 0, H, 0, H) < 0;
     } else {
         /* bands of core rows [y, core_end) holding about the budget with
-         * their margins, top to bottom, MATTING_BAND_SWEEPS times: from the
-         * second sweep on, the rows below a band hold the last sweep's
-         * solution instead of the map */
-        for (int sweep = 0; sweep < MATTING_BAND_SWEEPS && !rc; sweep++) {
-            int y = 0;
-            while (y < H && !rc) {
-                const int top = y - MATTING_MARGIN < 0 ? 0 : y - MATTING_MARGIN;
-                size_t count = 0;
-                int end = top;
-                while (end < H) {
-                    size_t row = 0;
-                    for (size_t i = (size_t)end * W; i < (size_t)(end + 1) * W; i++)
-                        row += trimap[i] != 0 && trimap[i] != 255;
-                    if (count + row > MATTING_MAX_VARIABLES && end > y + MATTING_MARGIN)
-                        break;
-                    count += row;
-                    end++;
-                }
-                const int core_end = end >= H ? H : end - MATTING_MARGIN;
-                rc = solve_rows(&st, top, end, y, core_end) < 0;
-                y = core_end;
+         * their margins, top to bottom */
+        int y = 0;
+        while (y < H && !rc) {
+            const int top = y - MATTING_MARGIN < 0 ? 0 : y - MATTING_MARGIN;
+            size_t count = 0;
+            int end = top;
+            while (end < H) {
+                size_t row = 0;
+                for (size_t i = (size_t)end * W; i < (size_t)(end + 1) * W; i++)
+                    row += trimap[i] != 0 && trimap[i] != 255;
+                if (count + row > MATTING_MAX_VARIABLES && end > y + MATTING_MARGIN)
+                    break;
+                count += row;
+                end++;
             }
+            const int core_end = end >= H ? H : end - MATTING_MARGIN;
+            rc = solve_rows(&st, top, end, y, core_end) < 0;
+            y = core_end;
         }
     }
     free(st.var_of);
