@@ -183,21 +183,24 @@ typedef struct {
     double inv[6];  /* 00 01 02 11 12 22 */
 } window_stats;
 
-static inline void pixel_colour(const u2net_image *img, size_t i, double rgb[3])
+/* unit[v] = v / 255.0 */
+static inline void pixel_colour(const u2net_image *img, const double *unit, size_t i,
+                                double rgb[3])
 {
     const unsigned char *px = img->data + i * (size_t)img->channels;
     const int colour = img->channels >= 3;
     for (int c = 0; c < 3; c++)
-        rgb[c] = px[colour ? c : 0] / 255.0;
+        rgb[c] = unit[px[colour ? c : 0]];
 }
 
 /* The statistics of the window centred at (cx, cy), 1 <= cx <= W - 2. */
-static void window_at(const u2net_image *img, int cx, int cy, window_stats *ws)
+static void window_at(const u2net_image *img, const double *unit, int cx, int cy,
+                      window_stats *ws)
 {
     const int W = img->width;
     double col[9][3], m[3] = {0, 0, 0};
     for (int k = 0; k < 9; k++) {
-        pixel_colour(img, (size_t)(cy + k / 3 - 1) * W + (cx + k % 3 - 1), col[k]);
+        pixel_colour(img, unit, (size_t)(cy + k / 3 - 1) * W + (cx + k % 3 - 1), col[k]);
         for (int c = 0; c < 3; c++)
             m[c] += col[k][c];
     }
@@ -280,11 +283,12 @@ static inline int32_t slot_var(const solve_state *st, int64_t pad, int s)
     return st->var_of[pad + st->slot_offset[s]] - 1;
 }
 
-/* Rows of L_UU and b for variables [v0, v1), all on image row y. cache holds
- * the windows centred on rows y-1..y+1 (3 x W, computed when first used;
- * have[k] says which). */
-static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats *cache,
-                      int *have)
+/* Rows of L_UU and b for variables [v0, v1), all on image row y. cache
+ * holds windows of three rows, those centred on row wy at index
+ * (wy mod 3) W + wx, computed when first used (have there: wy + 1), so
+ * that consecutive rows share them. */
+static void build_row(solve_state *st, size_t v0, size_t v1, int y, const double *unit,
+                      window_stats *cache, int *have)
 {
     const u2net_image *img = st->img;
     const int W = img->width, H = img->height;
@@ -300,11 +304,11 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
             for (int wx = x - 1; wx <= x + 1; wx++) {
                 if (wx < 1 || wx > W - 2)
                     continue;
-                const size_t slot_index = (size_t)(wy - y + 1) * W + wx;
+                const size_t slot_index = (size_t)(wy % 3) * W + wx;
                 window_stats *ws = cache + slot_index;
-                if (!have[slot_index]) {
-                    window_at(img, wx, wy, ws);
-                    have[slot_index] = 1;
+                if (have[slot_index] != wy + 1) {
+                    window_at(img, unit, wx, wy, ws);
+                    have[slot_index] = wy + 1;
                 }
                 /* the pixel is colour ki of the window */
                 const int ki = (y - wy + 1) * 3 + (x - wx + 1);
@@ -321,7 +325,7 @@ static void build_row(solve_state *st, size_t v0, size_t v1, int y, window_stats
                         continue;
                     const double *cj = ws->c[k];
                     const double value = (k == ki ? 1.0 : 0.0) -
-                        (1.0 + t0 * cj[0] + t1 * cj[1] + t2 * cj[2]) / 9.0;
+                        (1.0 + t0 * cj[0] + t1 * cj[1] + t2 * cj[2]) * (1.0 / 9.0);
                     if (is_var)
                         acc[slot] += value;
                     else
@@ -350,11 +354,14 @@ static int build_system(solve_state *st, int y0)
     const int W = st->img->width;
     const int threads = max_threads();
     window_stats *caches = malloc((size_t)threads * 3 * W * sizeof *caches);
-    int *haves = malloc((size_t)threads * 3 * W * sizeof *haves);
+    int *haves = calloc((size_t)threads * 3 * W, sizeof *haves);
     if (!caches || !haves) {
         free(caches), free(haves);
         return -1;
     }
+    double unit[256];
+    for (int v = 0; v < 256; v++)
+        unit[v] = v / 255.0;
     #pragma omp parallel num_threads(threads)
     {
         window_stats *cache = caches + (size_t)thread_id() * 3 * W;
@@ -362,10 +369,8 @@ static int build_system(solve_state *st, int y0)
         #pragma omp for schedule(dynamic, 16)
         for (int y = y0; y < y0 + st->rows; y++) {
             const size_t a = st->row_start[y - y0], b = st->row_start[y - y0 + 1];
-            if (a == b)
-                continue;
-            memset(have, 0, 3 * (size_t)W * sizeof *have);
-            build_row(st, a, b, y, cache, have);
+            if (a < b)
+                build_row(st, a, b, y, unit, cache, have);
         }
     }
     free(caches), free(haves);
