@@ -240,7 +240,7 @@ typedef struct {
  * are found through var_of, a map of the image padded by PAD_X pixels left
  * and right and PAD_Y above and below: a slot's variable is var_of at the
  * pixel's padded index + the slot's offset - 1, -1 (none) for a fixed pixel
- * or the padding. Index -1 of a, ic, p and z is a zero row or a zero, so
+ * or the padding. Index -1 of a, ic, p and zf is a zero row or a zero, so
  * that products need no test. */
 typedef struct {
     const u2net_image *img;
@@ -253,7 +253,8 @@ typedef struct {
      * row each (group_slot, group_len, group_offset: the first slot's
      * offset); and the runs of slot s's pairs: slot t of a row and slot u
      * of the row in its slot s are the same pixel for t = run_t + m,
-     * u = run_u + m, m < run_len */
+     * u = run_u + m, m < run_len (one run at most for each group of t:
+     * the slots of two groups at a fixed offset meet in an interval) */
     ptrdiff_t ic_offset[IC_SLOTS];
     signed char ic_a_slot[IC_SLOTS];
     int group_slot[IC_GROUPS], group_len[IC_GROUPS];
