@@ -845,7 +845,7 @@ static int coarse_guess(const u2net_image *img, const unsigned char *trimap, flo
                 cdata[ci * C + c] = (unsigned char)(sum / 4);
             }
         }
-    const u2net_image coarse = {cw, ch, C, cdata};
+    const u2net_image coarse = {.width = cw, .height = ch, .channels = C, .data = cdata};
     const int rc = u2net_alpha_matting(&coarse, ctri, cinit, calpha, err);
     if (rc == 0)
         for (int y = 0; y < H; y++) {
