@@ -36,6 +36,7 @@
 
 #include "error.h"
 #include "image_internal.h"
+#include "kernels.h"
 
 #define MATTING_EPSILON 1e-7
 #define MATTING_TOLERANCE 1e-5     /* stop when |r| <= this * |b| */
@@ -222,7 +223,6 @@ static void window_at(const u2net_image *img, const double *unit, int cx, int cy
     ws->inv[3] = i11 * inv_det, ws->inv[4] = i12 * inv_det, ws->inv[5] = i22 * inv_det;
 }
 
-
 /* The variables of a group of a factor row: slots [start, start + len)
  * of the group are variables first, first + 1, ... (consecutive: the
  * numbering is in raster order) and the others are not; len = 0 and
@@ -252,15 +252,15 @@ typedef struct {
      * slot or -1; in IC_GROUPS runs of consecutive pixels on one image
      * row each (group_slot, group_len, group_offset: the first slot's
      * offset); and the runs of slot s's pairs: slot t of a row and slot u
-     * of the row in its slot s are the same pixel for t = run_t + m,
-     * u = run_u + m, m < run_len (one run at most for each group of t:
+     * of the row in its slot s are the same pixel for t = pair_t + m,
+     * u = pair_u + m, m < pair_len (one run at most for each group of t:
      * the slots of two groups at a fixed offset meet in an interval) */
     ptrdiff_t ic_offset[IC_SLOTS];
     signed char ic_a_slot[IC_SLOTS];
     int group_slot[IC_GROUPS], group_len[IC_GROUPS];
     ptrdiff_t group_offset[IC_GROUPS];
-    unsigned char run_count[IC_SLOTS];
-    unsigned char run_t[IC_SLOTS][IC_GROUPS], run_u[IC_SLOTS][IC_GROUPS], run_len[IC_SLOTS][IC_GROUPS];
+    unsigned char pair_runs[IC_SLOTS];
+    unsigned char pair_t[IC_SLOTS][IC_GROUPS], pair_u[IC_SLOTS][IC_GROUPS], pair_len[IC_SLOTS][IC_GROUPS];
     /* per variable */
     size_t n;
     int64_t *pad;          /* its padded pixel index */
@@ -403,23 +403,25 @@ static void ic_pattern(solve_state *st, int64_t Wp)
                 if (dy[u] != dy[t] - dy[s] || dx[u] != dx[t] - dx[s])
                     continue;
                 if (runs > 0 && t == last_t + 1 && u == last_u + 1) {
-                    st->run_len[s][runs - 1]++;
+                    st->pair_len[s][runs - 1]++;
                 } else {
-                    st->run_t[s][runs] = (unsigned char)t;
-                    st->run_u[s][runs] = (unsigned char)u;
-                    st->run_len[s][runs] = 1;
+                    st->pair_t[s][runs] = (unsigned char)t;
+                    st->pair_u[s][runs] = (unsigned char)u;
+                    st->pair_len[s][runs] = 1;
                     runs++;
                 }
                 last_t = t, last_u = u;
             }
-        st->run_count[s] = (unsigned char)runs;
+        st->pair_runs[s] = (unsigned char)runs;
     }
 }
 
-/* The image column of a variable. */
-static inline int column_of(const solve_state *st, size_t v)
+/* The image column of a variable, counted from the right when backward
+ * (a wavefront's own order). */
+static inline int pass_column(const solve_state *st, int backward, size_t v)
 {
-    return (int)(st->pad[v] % (st->img->width + 2 * PAD_X)) - PAD_X;
+    const int x = (int)(st->pad[v] % (st->img->width + 2 * PAD_X)) - PAD_X;
+    return backward ? st->img->width - 1 - x : x;
 }
 
 /* A step over a run of the variables of one image row: [v0, v1), in
@@ -459,8 +461,7 @@ static void wavefront(solve_state *st, int backward, int lag, int threads, row_s
                                                                           memory_order_acquire);
                     while (run < WAVE_RUN && first + done + run < end) {
                         const size_t v = backward ? end - 1 - done - run : first + done + run;
-                        const int col = backward ? W - 1 - column_of(st, v) : column_of(st, v);
-                        if (before < W && col + lag >= before)
+                        if (before < W && pass_column(st, backward, v) + lag >= before)
                             break;
                         run++;
                     }
@@ -476,7 +477,7 @@ static void wavefront(solve_state *st, int backward, int lag, int threads, row_s
                 int passed = W;
                 if (first + done < end) {
                     const size_t v = backward ? end - 1 - done : first + done;
-                    passed = backward ? W - 1 - column_of(st, v) : column_of(st, v);
+                    passed = pass_column(st, backward, v);
                 }
                 const int before = k == 0 ? W : atomic_load_explicit(&st->progress[k - 1],
                                                                       memory_order_acquire);
@@ -492,10 +493,11 @@ static void wavefront(solve_state *st, int backward, int lag, int threads, row_s
     }
 }
 
-/* The runs of the groups of variables [v0, v1). */
-static void find_runs(solve_state *st, size_t v0, size_t v1)
+/* The runs of the groups of every variable. */
+static void find_runs(solve_state *st, int threads)
 {
-    for (size_t i = v0; i < v1; i++)
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < st->n; i++)
         for (int g = 0; g < IC_GROUPS; g++) {
             const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
             const int len = st->group_len[g];
@@ -520,7 +522,6 @@ static void find_runs(solve_state *st, size_t v0, size_t v1)
  * replaced by 1 so that the pass goes on). */
 static void factor_rows(solve_state *st, size_t v0, size_t v1)
 {
-    find_runs(st, v0, v1);
     for (size_t i = v0; i < v1; i++) {
         const float *arow = st->a + i * (DIAG + 1);
         float *lrow = st->ic + i * (IC_SLOTS + 1);
@@ -534,9 +535,9 @@ static void factor_rows(solve_state *st, size_t v0, size_t v1)
             /* L_is = (A_is - sum over the pairs of L_it L_ju) / L_jj */
             const float *ljrow = st->ic + (size_t)j * (IC_SLOTS + 1);
             double v = st->ic_a_slot[s] >= 0 ? arow[st->ic_a_slot[s]] : 0.0;
-            for (int q = 0; q < st->run_count[s]; q++) {
-                const float *lt = lrow + st->run_t[s][q], *lu = ljrow + st->run_u[s][q];
-                const int len = st->run_len[s][q];
+            for (int q = 0; q < st->pair_runs[s]; q++) {
+                const float *lt = lrow + st->pair_t[s][q], *lu = ljrow + st->pair_u[s][q];
+                const int len = st->pair_len[s][q];
                 float sum = 0.0f;
                 #pragma omp simd reduction(+ : sum)
                 for (int m = 0; m < len; m++)
@@ -786,6 +787,7 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
     }
     /* the factorization may break down (a pivot <= 0); a larger diagonal
      * shift always succeeds eventually, since L_UU is positive semi-definite */
+    find_runs(st, threads);
     static const double shifts[] = {1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0};
     for (size_t t = 0; t < sizeof shifts / sizeof *shifts; t++) {
         st->shift = shifts[t];
@@ -810,8 +812,8 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
 
 /* The initial guess of the unknown pixels from the same problem at half
  * the size (2x2 blocks: the mean colour and initial alpha; known when all
- * four are, as they are), solved the same way and upsampled bilinearly.
- * Returns 0, or an error code. */
+ * four are, as they are), solved the same way and upsampled bilinearly
+ * (resize_bilinear). Returns 0, or an error code. */
 static int coarse_guess(const u2net_image *img, const unsigned char *trimap, float *alpha,
                         u2net_error *err)
 {
@@ -846,25 +848,20 @@ static int coarse_guess(const u2net_image *img, const unsigned char *trimap, flo
             }
         }
     const u2net_image coarse = {.width = cw, .height = ch, .channels = C, .data = cdata};
-    const int rc = u2net_alpha_matting(&coarse, ctri, cinit, calpha, err);
-    if (rc == 0)
-        for (int y = 0; y < H; y++) {
-            const float fy = (y + 0.5f) * 0.5f - 0.5f;
-            const int y0 = fy < 0.0f ? 0 : (int)fy, y1 = y0 + 1 < ch ? y0 + 1 : y0;
-            const float wy = fy < 0.0f ? 0.0f : fy - (float)y0;
-            for (int x = 0; x < W; x++) {
-                const size_t i = (size_t)y * W + x;
-                if (trimap[i] == 0 || trimap[i] == 255)
-                    continue;
-                const float fx = (x + 0.5f) * 0.5f - 0.5f;
-                const int x0 = fx < 0.0f ? 0 : (int)fx, x1 = x0 + 1 < cw ? x0 + 1 : x0;
-                const float wx = fx < 0.0f ? 0.0f : fx - (float)x0;
-                const float *r0 = calpha + (size_t)y0 * cw, *r1 = calpha + (size_t)y1 * cw;
-                alpha[i] = (1.0f - wy) * ((1.0f - wx) * r0[x0] + wx * r0[x1]) +
-                           wy * ((1.0f - wx) * r1[x0] + wx * r1[x1]);
-            }
-        }
-    free(cdata), free(ctri), free(cinit), free(calpha);
+    int rc = u2net_alpha_matting(&coarse, ctri, cinit, calpha, err);
+    free(cdata), free(ctri), free(cinit);
+    float *up = rc == 0 ? malloc((size_t)W * H * sizeof *up) : NULL;
+    if (rc == 0 && !up) {
+        set_error(err, U2NET_ENOMEM, "out of memory for alpha matting of a %dx%d image", W, H);
+        rc = U2NET_ENOMEM;
+    }
+    if (rc == 0) {
+        resize_bilinear(calpha, 1, ch, cw, up, H, W, max_threads());
+        for (size_t i = 0; i < (size_t)W * H; i++)
+            if (trimap[i] != 0 && trimap[i] != 255)
+                alpha[i] = up[i];
+    }
+    free(calpha), free(up);
     return rc;
 }
 
