@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "foreground_band.h"
 #include "guided_rows.h"
 #include "half.h"
 #include "kernels.h"
@@ -652,6 +653,122 @@ static void test_guided_row(void)
     }
 }
 
+/* One raster-order sweep of foreground estimation over a w x h image in
+ * double, as pymatting writes it: each pixel's 2x2 system with its four
+ * neighbours (the pixel itself outside the image), F and B clipped. */
+static void foreground_sweep_reference(int w, int h, const float *alpha, const float *colour,
+                                       double *f, double *b)
+{
+    static const int dx[4] = {-1, 1, 0, 0}, dy[4] = {0, 0, -1, 1};
+    const size_t n = (size_t)w * h;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const size_t i = (size_t)y * w + x;
+            const double a0 = alpha[i], a1 = 1.0 - a0;
+            for (int c = 0; c < 3; c++) {
+                double a00 = a0 * a0, a01 = a0 * a1, a11 = a1 * a1;
+                double b0 = a0 * colour[c * n + i], b1 = a1 * colour[c * n + i];
+                for (int d = 0; d < 4; d++) {
+                    int x2 = x + dx[d], y2 = y + dy[d];
+                    x2 = x2 < 0 ? 0 : x2 >= w ? w - 1 : x2;
+                    y2 = y2 < 0 ? 0 : y2 >= h ? h - 1 : y2;
+                    const size_t j = (size_t)y2 * w + x2;
+                    const double da = (double)FG_REGULARIZATION +
+                                      (double)FG_GRADIENT_WEIGHT * fabs(a0 - alpha[j]);
+                    a00 += da, a11 += da;
+                    b0 += da * f[c * n + j], b1 += da * b[c * n + j];
+                }
+                const double inv = 1.0 / (a00 * a11 - a01 * a01);
+                const double fv = inv * (a11 * b0 - a01 * b1), bv = inv * (a00 * b1 - a01 * b0);
+                f[c * n + i] = fv < 0 ? 0 : fv > 1 ? 1 : fv;
+                b[c * n + i] = bv < 0 ? 0 : bv > 1 ? 1 : bv;
+            }
+        }
+}
+
+/* foreground_band_steps on every band of a w x h image in turn (one
+ * sweep): the portable loop within 1e-5 of the double raster sweep, every
+ * instruction set the portable loop's bits. h = 21 gives a first, a middle
+ * and a last band of 5 rows. */
+static void test_foreground_band(int w, int h)
+{
+    const size_t n = (size_t)w * h;
+    const int bands = (h + FG_LANES - 1) / FG_LANES;
+    const size_t band_floats = fg_band_floats(w);
+    enum { PLANES = 10 }; /* alpha, colour x 3, F x 3, B x 3 */
+    float *img = malloc(PLANES * n * sizeof *img);
+    float *start = malloc(PLANES * band_floats * bands * sizeof *start);
+    float *ref = malloc(PLANES * band_floats * bands * sizeof *ref);
+    float *got = malloc(PLANES * band_floats * bands * sizeof *got);
+    double *f = malloc(3 * n * sizeof *f), *b = malloc(3 * n * sizeof *b);
+    unsigned seed = 11u + (unsigned)w;
+    for (size_t i = 0; i < PLANES * n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        const float u = (float)((seed >> 8) % 1001) / 1000.0f;
+        /* alpha 0 or 1 a third of the time each, as in a real map */
+        img[i] = i < n && u < 0.33f ? 0.0f : i < n && u > 0.67f ? 1.0f : u;
+    }
+    for (size_t i = 0; i < 3 * n; i++)
+        f[i] = img[4 * n + i], b[i] = img[7 * n + i];
+    /* the bands' planes: every slot the nearest pixel's value */
+    memset(start, 0, PLANES * band_floats * bands * sizeof *start);
+    for (int k = 0; k < bands; k++)
+        for (int lane = 0; lane < FG_LANES; lane++)
+            for (int s = 0; s < fg_band_slots(w); s++) {
+                int y = k * FG_LANES + lane, x = s - lane - 1;
+                y = y < h ? y : h - 1;
+                x = x < 0 ? 0 : x >= w ? w - 1 : x;
+                for (int p = 0; p < PLANES; p++)
+                    start[(p * bands + k) * band_floats + FG_BAND_GUARD + (size_t)s * FG_LANES +
+                          lane] = img[p * n + (size_t)y * w + x];
+            }
+    for (int i = -1; i < nisas; i++) {
+        float *planes = i < 0 ? ref : got;
+        memcpy(planes, start, PLANES * band_floats * bands * sizeof *planes);
+        for (int k = 0; k < bands; k++) {
+            fg_band B = {.w = w, .rows = h - k * FG_LANES < FG_LANES ? h - k * FG_LANES : FG_LANES};
+#define FG_PLANE(p, band) (planes + ((size_t)(p) * bands + (band)) * band_floats)
+            B.alpha = FG_PLANE(0, k);
+            B.alpha_up = k > 0 ? FG_PLANE(0, k - 1) : NULL;
+            B.alpha_down = k + 1 < bands ? FG_PLANE(0, k + 1) : NULL;
+            for (int c = 0; c < 3; c++) {
+                B.colour[c] = FG_PLANE(1 + c, k);
+                B.f[c] = FG_PLANE(4 + c, k), B.b[c] = FG_PLANE(7 + c, k);
+                B.f_up[c] = k > 0 ? FG_PLANE(4 + c, k - 1) : NULL;
+                B.b_up[c] = k > 0 ? FG_PLANE(7 + c, k - 1) : NULL;
+                B.f_down[c] = k + 1 < bands ? FG_PLANE(4 + c, k + 1) : NULL;
+                B.b_down[c] = k + 1 < bands ? FG_PLANE(7 + c, k + 1) : NULL;
+            }
+#undef FG_PLANE
+            /* in two pieces, as the threads run it */
+            const int end = w + FG_LANES, mid = end / 2 > 1 ? end / 2 : 1;
+            foreground_band_steps(i < 0 ? KERNEL_ISA_PORTABLE : isas[i], &B, 1, mid);
+            foreground_band_steps(i < 0 ? KERNEL_ISA_PORTABLE : isas[i], &B, mid, end);
+        }
+        if (i >= 0)
+            check(memcmp(got, ref, PLANES * band_floats * bands * sizeof *got) == 0,
+                  "foreground_band_steps %s, %dx%d: the portable loop's bits",
+                  kernel_isa_name(isas[i]), w, h);
+    }
+    foreground_sweep_reference(w, h, img, img + n, f, b);
+    double worst = 0.0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const size_t at = (size_t)(y / FG_LANES) * band_floats + FG_BAND_GUARD +
+                              (size_t)(x + y % FG_LANES + 1) * FG_LANES + (size_t)(y % FG_LANES);
+            for (int c = 0; c < 3; c++) {
+                const size_t i = c * n + (size_t)y * w + x;
+                const double ef = fabs(ref[(size_t)(4 + c) * bands * band_floats + at] - f[i]);
+                const double eb = fabs(ref[(size_t)(7 + c) * bands * band_floats + at] - b[i]);
+                worst = ef > worst ? ef : worst;
+                worst = eb > worst ? eb : worst;
+            }
+        }
+    check(worst < 1e-5, "foreground_band_steps portable, %dx%d: %.2g from a raster sweep in double",
+          w, h, worst);
+    free(img), free(start), free(ref), free(got), free(f), free(b);
+}
+
 int main(void)
 {
     for (int isa = 0; isa < KERNEL_ISA_COUNT; isa++)
@@ -754,6 +871,11 @@ int main(void)
     test_conv3x3_strided(6, 5, 23, 31, 1, 3);
     test_half_to_float();
     test_guided_row();
+    static const int fg_widths[] = {1, 5, 8, 9, 40};
+    for (size_t k = 0; k < sizeof fg_widths / sizeof *fg_widths; k++)
+        test_foreground_band(fg_widths[k], 21);
+    test_foreground_band(17, 8);
+    test_foreground_band(3, 1);
     for (int i = 0; i < nisas; i++)
         printf("worst error relative to the output's magnitude, %s: winograd %.2g, direct %.2g\n",
                kernel_isa_name(isas[i]), worst_winograd[isas[i]], worst_direct[isas[i]]);

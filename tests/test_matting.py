@@ -302,19 +302,25 @@ def test_alpha_against_pymatting():
         assert mae <= ALPHA_TOL, "%s: alpha MAE %.4f over the unknown pixels" % (name, mae)
 
 
+def _gomp():
+    """libgomp, to set the library's thread count with (skips without it)."""
+    for name in ("libgomp.so.1", "libgomp.so"):
+        try:
+            return C.CDLL(name)
+        except OSError:
+            pass
+    raise Skip("no libgomp to set the thread count with")
+
+
+def _default_threads(gomp):
+    gomp.omp_set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1)
+
+
 def test_alpha_threads():
     """Alpha matting gives the same bits on 1, 2 and 3 threads (the
     factorization and substitutions run as a wavefront of rows, the sums in
     fixed chunks), with and without the half-size initial guess."""
-    gomp = None
-    for name in ("libgomp.so.1", "libgomp.so"):
-        try:
-            gomp = C.CDLL(name)
-            break
-        except OSError:
-            pass
-    if gomp is None:
-        raise Skip("no libgomp to set the thread count with")
+    gomp = _gomp()
     name, img, prob = large_synthetic_case()
     cases = [(name, img, prob), ("synthetic_320x240", img[::2, ::2], prob[::2, ::2])]
     try:
@@ -330,7 +336,30 @@ def test_alpha_threads():
                     name, float(np.abs(got[1] - got[2]).max()))
             print("    %-18s unknown %6d: 1, 2 and 3 threads equal" % (name, int((tri == 128).sum())))
     finally:
-        gomp.omp_set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count() or 1)
+        _default_threads(gomp)
+
+
+def test_foreground_threads():
+    """Foreground estimation gives the same bits on 1, 2 and 3 threads (the
+    bands of each level go to the threads in turn, each sweep a wavefront),
+    on levels large enough to be threaded, with a last band of fewer than 8
+    rows and a width that is no multiple of the vectors'."""
+    gomp = _gomp()
+    name, img, prob = large_synthetic_case()
+    alpha = prob.astype(np.float32) / 255.0
+    cases = [(name, img, alpha), ("synthetic_637x477", img[:477, :637], alpha[:477, :637])]
+    try:
+        for name, img, alpha in cases:
+            got = {}
+            for threads in (1, 2, 3):
+                gomp.omp_set_num_threads(threads)
+                got[threads] = c_foreground(img, alpha)
+            assert np.array_equal(got[1], got[2]) and np.array_equal(got[1], got[3]), \
+                "%s: the thread count changes the foreground (max %.3g)" % (
+                    name, float(np.abs(got[1] - got[2]).max()))
+            print("    %-18s 1, 2 and 3 threads equal" % name)
+    finally:
+        _default_threads(gomp)
 
 
 def test_foreground_against_pymatting():

@@ -7,32 +7,30 @@
  *   (a F + (1 - a) B - I)^2 + sum over the 4 neighbours n of
  *   (1e-5 + |a - a_n|) ((F - F_n)^2 + (B - B_n)^2),
  * a 2x2 system per channel solved with the neighbours held, F and B
- * clipped to 0..1. Levels go from 1x1 to the image, level l of L =
- * ceil(log2(longer side)) being round(W^(l/L)) x round(H^(l/L)); image,
- * alpha and the previous level's F and B are resized to it by nearest
- * neighbour (source index x * w_src / w_dst); F and B start at the mean
- * colour of a > 0.9 and a < 0.1.
+ * clipped to 0..1 (kernels/foreground_band.h has the algebra). Levels go
+ * from 1x1 to the image, level l of L = ceil(log2(longer side)) being
+ * round(W^(l/L)) x round(H^(l/L)); image, alpha and the previous level's F
+ * and B are resized to it by nearest neighbour (source index
+ * x * w_src / w_dst); F and B start at the mean colour of a > 0.9 and
+ * a < 0.1.
  *
- * The pixels are updated in raster order, each seeing the ones before it
- * already updated (Gauss-Seidel), as pymatting does. That order is
- * sequential along a row and down the image, so the threads take rows in
- * turn and run a wavefront (sweep), and within a row only the left
- * neighbour's new value is a chain from pixel to pixel: everything else of
- * a pixel's system (its weights, the right, upper and lower neighbours'
- * sums) is computed for a chunk of the row first, in loops the compiler
- * vectorises, and the chain is a few operations a pixel.
+ * Each iteration updates the pixels in raster order, each seeing the ones
+ * before it already updated (Gauss-Seidel), as pymatting does. The level
+ * is cut into bands of 8 rows, each updated as a skewed wavefront, 8
+ * pixels (one a row) a step (foreground_band.h). Bands are streamed
+ * through a ring: a band is filled from the image and the previous level,
+ * swept once per iteration as soon as the band above is far enough ahead
+ * in the same iteration and the band below in the one before, then written
+ * out (as the next level's input, or the foreground) and its place in the
+ * ring reused. So a level never exists whole in the sweeps' layout, and
+ * every pass over a band runs while it is in the cache. Bands go to the
+ * threads in turn; every wait is for work earlier in one fixed order, so
+ * none waits forever, and the result does not depend on the number of
+ * threads.
  *
- * The system in float, arranged so that it cancels nothing large: with
- * d_n = 1e-5 + |a - a_n|, S = sum d_n, PF = sum d_n F_n, PB = sum d_n B_n
- * and b = 1 - a, pymatting's inverse of [[a^2 + S, a b], [a b, b^2 + S]]
- * applied to (a I + PF, b I + PB) is
- *   t = b PF - a PB,
- *   F = (b t + S (a I + PF)) / det,  B = (S (b I + PB) - a t) / det,
- *   det = S (a^2 + b^2 + S),
- * the same algebra without the a^2 b^2 terms that cancel (pymatting keeps
- * them, in double). On the test photos and composites the result is
- * within 2.1e-7 of pymatting's on average where a > 0 and 1.0e-4 at worst
- * (test_matting measures it). It does not depend on the number of threads. */
+ * On the test photos and composites the result is within 2.1e-7 of
+ * pymatting's on average where a > 0 and 1.0e-4 at worst (test_matting
+ * measures it). */
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -42,185 +40,299 @@
 #include <sys/mman.h>
 
 #include "error.h"
+#include "foreground_band.h"
 #include "image_internal.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
-#define FG_REGULARIZATION 1e-5f
-#define FG_GRADIENT_WEIGHT 1.0f
 #define FG_SMALL_SIZE 32
 #define FG_SMALL_ITERATIONS 10
 #define FG_BIG_ITERATIONS 2
 
-/* Columns a thread updates before telling the row below. */
-#define FG_CHUNK 128
+/* Steps of a band between its reports to the bands beside it. */
+#define FG_CHUNK 64
 /* Levels smaller than this run on one thread: there the threads' waits
- * (the wavefront's, and each loop's end) cost more than they share. */
+ * cost more than they share. */
 #define FG_THREADED_PIXELS (1 << 18)
 
-/* A level's planes: rows of w + 2 floats, pixel (y, x) at y * stride + x +
- * 1; alpha's and the colours' first and last columns repeat the edge
- * pixels, F's and B's last column is the edge pixel's copy that the sweep
- * sets before it reads it. */
+/* A band's planes, each laid out as foreground_band.h says. */
+enum { FG_ALPHA, FG_COLOUR, FG_F = FG_COLOUR + 3, FG_B = FG_F + 3, FG_PLANES = FG_B + 3 };
+
+/* What a place in the ring holds and how far its work is: `band` the band
+ * filled into it (-1 before any); progress[i] the steps of iteration i
+ * done, progress[iterations] 1 once the band is written out. */
 typedef struct {
-    int w, h;
-    size_t stride;
-    float *alpha, *colour[3], *f[3], *b[3];
+    atomic_int band;
+    atomic_int progress[FG_SMALL_ITERATIONS + 1];
+} fg_place;
+
+/* A level on its way through the ring: band k in place k mod places,
+ * plane p of place r at plane[p] + r * band_floats. The previous level's
+ * F and B come from prev_fb (prev_w x prev_h pixels of F's 3 channels then
+ * B's; NULL at level 0: then the mean colours f_init, b_init); the level's
+ * own go to out_fb (the same for w x h), or, at the last level, F to
+ * foreground (interleaved RGB). */
+typedef struct {
+    int w, h, bands, iterations, places, end;
+    size_t band_floats;
+    float *plane[FG_PLANES];
+    fg_place *place;
+    const unsigned char *image;
+    int image_w, image_h, channels;
+    const float *alpha, *byte_colour;
+    const int *xs, *prev_xs;
+    int prev_w, prev_h;
+    const float *prev_fb;
+    float f_init[3], b_init[3];
+    float *out_fb, *foreground;
 } fg_level;
 
-/* A chunk's terms, computed before its chain (FG_CHUNK each): the
- * pixel's new F and B as functions of its left neighbour's (fl, bl),
- *   F = clip(f0 + p fl - q bl),  B = clip(b0 + r bl - q fl),
- * with p, q, r from alpha alone and f0, b0 from everything else. */
-typedef struct {
-    float p[FG_CHUNK], q[FG_CHUNK], r[FG_CHUNK];
-    float f0[3][FG_CHUNK], b0[3][FG_CHUNK];
-} fg_chunk_terms;
-
-/* The terms of pixels x0 .. x1-1 of row y; up and down are the neighbour
- * rows (the row itself at the image's top and bottom), the right
- * neighbour of the row's last pixel the copy in its last column. With
- * d_l the left weight and PF', PB' the sums without the left neighbour,
- * the system above gives
- *   f0 = ((1 - a) ((1 - a) PF' - a PB') + S (a I + PF')) / det,
- *   b0 = (a (a PB' - (1 - a) PF') + S ((1 - a) I + PB')) / det,
- *   p = d_l ((1 - a)^2 + S) / det,  q = d_l a (1 - a) / det,
- *   r = d_l (a^2 + S) / det. */
-static void chunk_terms(const fg_level *L, int y, int x0, int x1, fg_chunk_terms *restrict t)
+static inline int band_rows(const fg_level *L, int band)
 {
-    const size_t row = (size_t)y * L->stride + 1;
-    const size_t up = (size_t)(y > 0 ? y - 1 : 0) * L->stride + 1;
-    const size_t down = (size_t)(y < L->h - 1 ? y + 1 : L->h - 1) * L->stride + 1;
-    const float *restrict a = L->alpha + row;
-    const float *restrict au = L->alpha + up, *restrict ad = L->alpha + down;
-    const int n = x1 - x0;
-    /* the weights of the right, upper and lower neighbours, S and 1 / det */
-    float dr[FG_CHUNK], du[FG_CHUNK], dd[FG_CHUNK], s_[FG_CHUNK], inv_[FG_CHUNK];
-    for (int i = 0; i < n; i++) {
-        const int x = x0 + i;
-        const float a0 = a[x], a1 = 1.0f - a0;
-        const float dl = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - a[x - 1]);
-        dr[i] = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - a[x + 1]);
-        du[i] = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - au[x]);
-        dd[i] = FG_REGULARIZATION + FG_GRADIENT_WEIGHT * fabsf(a0 - ad[x]);
-        const float s = (dl + dr[i]) + (du[i] + dd[i]);
-        const float inv = 1.0f / (s * (a0 * a0 + a1 * a1 + s));
-        s_[i] = s, inv_[i] = inv;
-        t->p[i] = dl * (a1 * a1 + s) * inv;
-        t->q[i] = dl * (a0 * a1) * inv;
-        t->r[i] = dl * (a0 * a0 + s) * inv;
+    const int rows = L->h - band * FG_LANES;
+    return rows < FG_LANES ? rows : FG_LANES;
+}
+
+static inline size_t place_of(const fg_level *L, int band)
+{
+    return (size_t)(band % L->places) * L->band_floats;
+}
+
+/* The image row and column whose value slot s, lane k of band `band`
+ * holds: the nearest pixel of the level. */
+static inline void slot_pixel(const fg_level *L, int band, int k, int s, int *y, int *x)
+{
+    const int row = band * FG_LANES + k, col = s - k - 1;
+    *y = row < L->h ? row : L->h - 1;
+    *x = col < 0 ? 0 : col >= L->w ? L->w - 1 : col;
+}
+
+/* Slot s, lane k of a band's plane. */
+static inline size_t slot(int s, int k)
+{
+    return FG_BAND_GUARD + (size_t)s * FG_LANES + (size_t)k;
+}
+
+/* A band's planes from the image, the alpha and the previous level, a
+ * slot (all lanes) at a time, so that every plane is written front to
+ * back. */
+static void fill_band(const fg_level *L, int band)
+{
+    const size_t base = place_of(L, band);
+    for (int p = 0; p < FG_PLANES; p++)
+        memset(L->plane[p] + base, 0, FG_BAND_GUARD * sizeof(float));
+    const int C = L->channels, slots = fg_band_slots(L->w);
+    const unsigned char *restrict image = L->image;
+    const float *restrict alpha = L->alpha, *restrict byte_colour = L->byte_colour;
+    const int *restrict xs = L->xs, *restrict prev_xs = L->prev_xs;
+    float *restrict to_alpha = L->plane[FG_ALPHA] + base;
+    /* each lane's rows in the image and in the previous level */
+    size_t src_row[FG_LANES], prev_row[FG_LANES];
+    for (int k = 0; k < FG_LANES; k++) {
+        int y, x;
+        slot_pixel(L, band, k, 0, &y, &x);
+        src_row[k] = (size_t)((int64_t)y * L->image_h / L->h) * L->image_w;
+        prev_row[k] = L->prev_fb ? (size_t)((int64_t)y * L->prev_h / L->h) * L->prev_w : 0;
     }
-    for (int c = 0; c < 3; c++) {
-        const float *restrict col = L->colour[c] + row;
-        const float *restrict f = L->f[c] + row, *restrict fu = L->f[c] + up,
-                    *restrict fd = L->f[c] + down;
-        const float *restrict b = L->b[c] + row, *restrict bu = L->b[c] + up,
-                    *restrict bd = L->b[c] + down;
-        for (int i = 0; i < n; i++) {
-            const int x = x0 + i;
-            const float a0 = a[x], a1 = 1.0f - a0, s = s_[i];
-            const float pf = dr[i] * f[x + 1] + du[i] * fu[x] + dd[i] * fd[x];
-            const float pb = dr[i] * b[x + 1] + du[i] * bu[x] + dd[i] * bd[x];
-            const float k = a1 * pf - a0 * pb;
-            t->f0[c][i] = (a1 * k + s * (a0 * col[x] + pf)) * inv_[i];
-            t->b0[c][i] = (s * (a1 * col[x] + pb) - a0 * k) * inv_[i];
+    for (int s = 0; s < slots; s++) {
+        const size_t to = slot(s, 0);
+        size_t src[FG_LANES], prev[FG_LANES];
+        for (int k = 0; k < FG_LANES; k++) {
+            const int col = s - k - 1, x = col < 0 ? 0 : col >= L->w ? L->w - 1 : col;
+            src[k] = src_row[k] + (size_t)xs[x];
+            prev[k] = prev_row[k] + (size_t)prev_xs[x];
+        }
+        for (int k = 0; k < FG_LANES; k++)
+            to_alpha[to + k] = alpha[src[k]];
+        for (int c = 0; c < 3; c++) {
+            float *restrict to_colour = L->plane[FG_COLOUR + c] + base + to;
+            const unsigned char *restrict channel = image + (C >= 3 ? c : 0);
+            for (int k = 0; k < FG_LANES; k++)
+                to_colour[k] = byte_colour[channel[src[k] * C]];
+        }
+        for (int c = 0; c < 3; c++) {
+            float *restrict to_f = L->plane[FG_F + c] + base + to;
+            float *restrict to_b = L->plane[FG_B + c] + base + to;
+            if (L->prev_fb)
+                for (int k = 0; k < FG_LANES; k++)
+                    to_f[k] = L->prev_fb[prev[k] * 6 + c], to_b[k] = L->prev_fb[prev[k] * 6 + 3 + c];
+            else
+                for (int k = 0; k < FG_LANES; k++)
+                    to_f[k] = L->f_init[c], to_b[k] = L->b_init[c];
         }
     }
 }
 
-/* maxss and minss on x86 (GCC makes compares and branches of the
- * conditional form there, which the chain cannot afford to mispredict);
- * elsewhere the compiler's selects. */
-static inline float clamp01(float v)
+/* F and B of a band's slots outside the level made their nearest pixel's
+ * again (foreground_band.h), as the last sweep left that pixel. */
+static void refresh_edges(const fg_level *L, int band)
 {
-#if defined(__SSE2__)
-    return _mm_cvtss_f32(_mm_min_ss(_mm_max_ss(_mm_set_ss(v), _mm_setzero_ps()), _mm_set_ss(1.0f)));
-#else
-    v = v > 0.0f ? v : 0.0f;
-    return v < 1.0f ? v : 1.0f;
-#endif
+    const int rows = band_rows(L, band);
+    const size_t base = place_of(L, band);
+    for (int k = 0; k < FG_LANES; k++)
+        for (int s = 0; s < fg_band_slots(L->w); s++) {
+            const int x = s - k - 1;
+            if (k < rows && x >= 0 && x < L->w) {
+                s = L->w + k; /* on to the slots right of the level */
+                continue;
+            }
+            int y, xc;
+            slot_pixel(L, band, k, s, &y, &xc);
+            const size_t to = base + slot(s, k);
+            const size_t from = base + slot(xc + (y % FG_LANES) + 1, y % FG_LANES);
+            for (int p = FG_F; p < FG_PLANES; p++)
+                L->plane[p][to] = L->plane[p][from];
+        }
 }
 
-/* The chain of pixels x0 .. x1-1 of row y, left to right, each with its
- * left neighbour's new F and B (the pixel's own, not yet updated, at x0 =
- * 0). */
-static void chunk_chain(const fg_level *L, int y, int x0, int x1, const fg_chunk_terms *restrict t)
+/* A band's F and B written out: the next level's input, or the
+ * foreground. */
+static void write_band(const fg_level *L, int band)
 {
-    const size_t row = (size_t)y * L->stride + 1;
-    float *restrict f0 = L->f[0] + row, *restrict f1 = L->f[1] + row, *restrict f2 = L->f[2] + row;
-    float *restrict b0 = L->b[0] + row, *restrict b1 = L->b[1] + row, *restrict b2 = L->b[2] + row;
-    const int left = x0 > 0 ? x0 - 1 : 0;
-    float fr = f0[left], fg = f1[left], fb = f2[left];
-    float br = b0[left], bg = b1[left], bb = b2[left];
-    for (int i = 0, x = x0; x < x1; i++, x++) {
-        const float p = t->p[i], q = t->q[i], r = t->r[i];
-        /* the three channels' chains side by side */
-        const float nfr = clamp01(t->f0[0][i] + p * fr - q * br);
-        const float nbr = clamp01(t->b0[0][i] + r * br - q * fr);
-        const float nfg = clamp01(t->f0[1][i] + p * fg - q * bg);
-        const float nbg = clamp01(t->b0[1][i] + r * bg - q * fg);
-        const float nfb = clamp01(t->f0[2][i] + p * fb - q * bb);
-        const float nbb = clamp01(t->b0[2][i] + r * bb - q * fb);
-        fr = nfr, br = nbr, fg = nfg, bg = nbg, fb = nfb, bb = nbb;
-        f0[x] = fr, f1[x] = fg, f2[x] = fb;
-        b0[x] = br, b1[x] = bg, b2[x] = bb;
+    const size_t base = place_of(L, band);
+    for (int k = 0; k < band_rows(L, band); k++) {
+        const size_t row = (size_t)(band * FG_LANES + k) * L->w;
+        for (int x = 0; x < L->w; x++) {
+            const size_t at = base + slot(x + k + 1, k);
+            for (int c = 0; c < 3; c++) {
+                if (L->foreground)
+                    L->foreground[(row + x) * 3 + c] = L->plane[FG_F + c][at];
+                else {
+                    L->out_fb[(row + x) * 6 + c] = L->plane[FG_F + c][at];
+                    L->out_fb[(row + x) * 6 + 3 + c] = L->plane[FG_B + c][at];
+                }
+            }
+        }
     }
 }
 
-/* One sweep over a level in raster order. Row y goes to thread y mod
- * threads, which updates a chunk of it once the row above has passed the
- * chunk (progress: columns done per row); the row below cannot pass it, so
- * each pixel sees the pixels before it updated and those after it not, as
- * in one raster pass. terms: one per thread. */
-static void sweep(const fg_level *L, atomic_int *progress, fg_chunk_terms *terms, int threads)
+static fg_band band_planes(const fg_level *L, int band)
 {
-    const int w = L->w, h = L->h;
-    for (int y = 0; y < h; y++)
-        atomic_store_explicit(&progress[y], 0, memory_order_relaxed);
+    const int has_up = band > 0, has_down = band + 1 < L->bands;
+    const size_t at = place_of(L, band);
+    const size_t up = has_up ? place_of(L, band - 1) : 0;
+    const size_t down = has_down ? place_of(L, band + 1) : 0;
+    fg_band B = {
+        .w = L->w,
+        .rows = band_rows(L, band),
+        .alpha = L->plane[FG_ALPHA] + at,
+        .alpha_up = has_up ? L->plane[FG_ALPHA] + up : NULL,
+        .alpha_down = has_down ? L->plane[FG_ALPHA] + down : NULL,
+    };
+    for (int c = 0; c < 3; c++) {
+        B.colour[c] = L->plane[FG_COLOUR + c] + at;
+        B.f[c] = L->plane[FG_F + c] + at, B.b[c] = L->plane[FG_B + c] + at;
+        B.f_up[c] = has_up ? L->plane[FG_F + c] + up : NULL;
+        B.b_up[c] = has_up ? L->plane[FG_B + c] + up : NULL;
+        B.f_down[c] = has_down ? L->plane[FG_F + c] + down : NULL;
+        B.b_down[c] = has_down ? L->plane[FG_B + c] + down : NULL;
+    }
+    return B;
+}
+
+/* Waits until band `band` is in the ring and progress[stage] has reached
+ * `done` (stage == iterations: written out). */
+static void wait_for(const fg_level *L, int band, int stage, int done)
+{
+    const fg_place *P = &L->place[band % L->places];
+    for (int spins = 0;
+         atomic_load_explicit(&P->band, memory_order_acquire) != band ||
+         atomic_load_explicit(&P->progress[stage], memory_order_acquire) < done;
+         spins++)
+        if (spins > 256)
+            sched_yield();
+}
+
+/* Iteration `it` of a band, a chunk of steps at a time: each chunk once
+ * the band above is FG_LANES steps past its end in this iteration (its
+ * new values) and the band below in the last one (its old values, and
+ * done reading this band's). */
+static void sweep_band(const fg_level *L, int band, int it, kernel_isa isa)
+{
+    const fg_band B = band_planes(L, band);
+    fg_place *P = &L->place[band % L->places];
+    for (int s0 = 1; s0 < L->end; s0 += FG_CHUNK) {
+        const int s1 = s0 + FG_CHUNK < L->end ? s0 + FG_CHUNK : L->end;
+        const int needed = s1 + FG_LANES < L->end ? s1 + FG_LANES : L->end;
+        if (band > 0)
+            wait_for(L, band - 1, it, needed);
+        if (band + 1 < L->bands && it > 0)
+            wait_for(L, band + 1, it - 1, needed);
+        foreground_band_steps(isa, &B, s0, s1);
+        atomic_store_explicit(&P->progress[it], s1, memory_order_release);
+    }
+}
+
+/* A level, its work in this order: at time t, band t - iterations - 1 is
+ * written out, band t filled, and iteration i run on band t - 1 - i for
+ * each i. Each thread does its bands' part in that order; every wait is
+ * for a part before it (a band's place is refilled only once the band and
+ * the one below it are done with it, which `places` >= iterations + 2
+ * keeps earlier), so the work never stops. With two threads, one writes
+ * while the other fills, then one runs an iteration close behind the
+ * other's. */
+static void run_level(const fg_level *L, kernel_isa isa, int threads)
+{
+    const int I = L->iterations;
+    for (int r = 0; r < L->places; r++)
+        atomic_store_explicit(&L->place[r].band, -1, memory_order_relaxed);
     #pragma omp parallel num_threads(threads)
     {
         int team = 1, me = 0;
 #ifdef _OPENMP
         team = omp_get_num_threads(), me = omp_get_thread_num();
 #endif
-        fg_chunk_terms *t = terms + me;
-        for (int y = me; y < h; y += team)
-            for (int x0 = 0; x0 < w; x0 += FG_CHUNK) {
-                const int x1 = x0 + FG_CHUNK < w ? x0 + FG_CHUNK : w;
-                if (y > 0)
-                    for (int spins = 0;
-                         atomic_load_explicit(&progress[y - 1], memory_order_acquire) < x1;
-                         spins++)
-                        if (spins > 256)
-                            sched_yield();
-                if (x1 == w) {
-                    /* the right neighbour of the last pixel is itself, as
-                     * it is before this sweep updates it */
-                    const size_t last = (size_t)y * L->stride + (size_t)w;
-                    for (int c = 0; c < 3; c++)
-                        L->f[c][last + 1] = L->f[c][last], L->b[c][last + 1] = L->b[c][last];
-                }
-                chunk_terms(L, y, x0, x1, t);
-                chunk_chain(L, y, x0, x1, t);
-                atomic_store_explicit(&progress[y], x1, memory_order_release);
+        for (int t = 0; t <= L->bands + I; t++) {
+            const int done = t - I - 1;
+            if (done >= 0 && done % team == me) {
+                wait_for(L, done, I - 1, L->end);
+                write_band(L, done);
+                atomic_store_explicit(&L->place[done % L->places].progress[I], 1,
+                                      memory_order_release);
             }
+            if (t < L->bands && t % team == me) {
+                const int old = t - L->places;
+                if (old >= 0) {
+                    wait_for(L, old, I, 1);
+                    if (old + 1 < L->bands)
+                        wait_for(L, old + 1, I - 1, L->end);
+                }
+                fill_band(L, t);
+                fg_place *P = &L->place[t % L->places];
+                for (int i = 0; i <= I; i++)
+                    atomic_store_explicit(&P->progress[i], 0, memory_order_relaxed);
+                atomic_store_explicit(&P->band, t, memory_order_release);
+            }
+            for (int i = 0; i < I; i++) {
+                const int band = t - 1 - i;
+                if (band < 0 || band >= L->bands || band % team != me)
+                    continue;
+                if (i == 0 && band + 1 < L->bands)
+                    wait_for(L, band + 1, 0, 0);
+                if (i > 0)
+                    refresh_edges(L, band);
+                sweep_band(L, band, i, isa);
+            }
+        }
     }
 }
 
-/* The level's planes in one block of (w + 2) h floats each: alpha, the
- * colours, F, B. */
-static void level_planes(fg_level *L, float *block, int w, int h)
+/* Level l of `levels` of a W0 x H0 image: its size (round half to even,
+ * as Python's round), iterations, bands, and places in the ring for
+ * `threads`: at least iterations + 2 (run_level), and room for the
+ * threads to be a band or two apart. */
+static fg_level level_shape(int W0, int H0, int levels, int l, int threads)
 {
-    const size_t plane = (size_t)(w + 2) * h;
-    L->w = w, L->h = h, L->stride = (size_t)w + 2;
-    L->alpha = block;
-    for (int c = 0; c < 3; c++) {
-        L->colour[c] = block + (1 + c) * plane;
-        L->f[c] = block + (4 + c) * plane;
-        L->b[c] = block + (7 + c) * plane;
-    }
+    fg_level L = {
+        .w = levels ? (int)nearbyint(pow(W0, (double)l / levels)) : W0,
+        .h = levels ? (int)nearbyint(pow(H0, (double)l / levels)) : H0,
+    };
+    L.iterations = L.w <= FG_SMALL_SIZE && L.h <= FG_SMALL_SIZE ? FG_SMALL_ITERATIONS
+                                                                : FG_BIG_ITERATIONS;
+    L.bands = (L.h + FG_LANES - 1) / FG_LANES;
+    L.places = L.iterations + 2 + 2 * threads;
+    L.places = L.places < L.bands ? L.places : L.bands;
+    L.end = L.w + FG_LANES;
+    L.band_floats = fg_band_floats(L.w);
+    return L;
 }
 
 /* A block of memory for the level's planes: in huge pages where the
@@ -258,7 +370,6 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
         return U2NET_EARG;
     }
     const int W0 = img->width, H0 = img->height, C = img->channels;
-    const size_t n0 = (size_t)W0 * H0;
     const int threads = max_threads();
     const int side = W0 > H0 ? W0 : H0;
     const int levels = side > 1 ? (int)ceil(log2((double)side)) : 0;
@@ -266,110 +377,89 @@ int u2net_estimate_foreground(const u2net_image *img, const float *alpha, float 
     float byte_colour[256];
     for (int v = 0; v < 256; v++)
         byte_colour[v] = (float)(v / 255.0);
-    /* mean colours of the sure foreground and background, summed in float
-     * in raster order as pymatting does */
-    float f_prev_init[3] = {0, 0, 0}, b_prev_init[3] = {0, 0, 0};
-    size_t f_count = 0, b_count = 0;
-    for (size_t i = 0; i < n0; i++) {
-        const unsigned char *px = img->data + i * C;
-        const double a = alpha[i];
-        for (int c = 0; c < 3; c++) {
-            const float v = byte_colour[px[C >= 3 ? c : 0]];
-            if (a > 0.9)
-                f_prev_init[c] += v;
-            if (a < 0.1)
-                b_prev_init[c] += v;
+    /* mean colours of the sure foreground (a > 0.9) and background
+     * (a < 0.1), over count + 1e-5 as pymatting divides: from counts of
+     * each byte value, so the sums are exact whatever the threads */
+    enum { SURE_F = 0, SURE_B = 3 * 256, COUNTS = 6 * 256 };
+    uint64_t hist[COUNTS + 2] = {0};
+    #pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : hist[:COUNTS + 2])
+    for (int y = 0; y < H0; y++)
+        for (int x = 0; x < W0; x++) {
+            const size_t i = (size_t)y * W0 + x;
+            const unsigned char *px = img->data + i * C;
+            const float a = alpha[i];
+            if (a > 0.9 || a < 0.1) {
+                const int to = a > 0.9 ? SURE_F : SURE_B;
+                for (int c = 0; c < 3; c++)
+                    hist[to + c * 256 + px[C >= 3 ? c : 0]]++;
+                hist[COUNTS + (a > 0.9 ? 0 : 1)]++;
+            }
         }
-        f_count += a > 0.9;
-        b_count += a < 0.1;
-    }
+    float f_init[3], b_init[3];
     for (int c = 0; c < 3; c++) {
-        f_prev_init[c] = (float)(f_prev_init[c] / (f_count + 1e-5));
-        b_prev_init[c] = (float)(b_prev_init[c] / (b_count + 1e-5));
+        double f_sum = 0, b_sum = 0;
+        for (int v = 0; v < 256; v++) {
+            f_sum += (double)hist[SURE_F + c * 256 + v] * byte_colour[v];
+            b_sum += (double)hist[SURE_B + c * 256 + v] * byte_colour[v];
+        }
+        f_init[c] = (float)(f_sum / ((double)hist[COUNTS] + 1e-5));
+        b_init[c] = (float)(b_sum / ((double)hist[COUNTS + 1] + 1e-5));
     }
 
-    /* Two blocks of planes: the level being swept, and the previous one's
-     * F and B, unpadded, as large as the second largest level's */
-    size_t prev_pixels = 1;
-    if (levels > 0)
-        prev_pixels = (size_t)nearbyint(pow(W0, (double)(levels - 1) / levels)) *
-                      (size_t)nearbyint(pow(H0, (double)(levels - 1) / levels));
-    const size_t cur_plane = (size_t)(W0 + 2) * H0;
-    float *cur_block = big_alloc(10 * cur_plane * sizeof *cur_block);
-    float *prev_fb = malloc(6 * prev_pixels * sizeof *prev_fb);
-    int *xs = malloc((size_t)(W0 + 2) * sizeof *xs), *ys = malloc((size_t)H0 * sizeof *ys);
-    int *prev_xs = malloc((size_t)W0 * sizeof *prev_xs);
-    atomic_int *progress = malloc((size_t)H0 * sizeof *progress);
-    fg_chunk_terms *terms = malloc((size_t)threads * sizeof *terms);
-    if (!cur_block || !prev_fb || !xs || !ys || !prev_xs || !progress || !terms) {
-        free(cur_block), free(prev_fb), free(xs), free(ys), free(prev_xs), free(progress), free(terms);
+    /* The previous level's F and B and this one's, alternating between two
+     * blocks, for the second and third largest levels; the ring, for the
+     * level whose places take the most */
+    size_t level_pixels[2] = {1, 1}, ring_floats = 0;
+    int places_max = 1;
+    for (int l = 0; l <= levels; l++) {
+        const fg_level L = level_shape(W0, H0, levels, l, threads);
+        const size_t floats = (size_t)L.places * L.band_floats;
+        ring_floats = floats > ring_floats ? floats : ring_floats;
+        places_max = L.places > places_max ? L.places : places_max;
+        if (l < levels)
+            level_pixels[(levels - 1 - l) % 2] = (size_t)L.w * L.h;
+    }
+    float *ring = big_alloc(FG_PLANES * ring_floats * sizeof *ring);
+    float *fb[2] = {big_alloc(6 * level_pixels[0] * sizeof(float)),
+                    big_alloc(6 * level_pixels[1] * sizeof(float))};
+    int *xs = malloc((size_t)W0 * sizeof *xs), *prev_xs = malloc((size_t)W0 * sizeof *prev_xs);
+    fg_place *place = malloc((size_t)places_max * sizeof *place);
+    if (!ring || !fb[0] || !fb[1] || !xs || !prev_xs || !place) {
+        free(ring), free(fb[0]), free(fb[1]), free(xs), free(prev_xs), free(place);
         set_error(err, U2NET_ENOMEM, "out of memory estimating the foreground of a %dx%d image",
                   W0, H0);
         return U2NET_ENOMEM;
     }
-    for (int k = 0; k < 6; k++)
-        prev_fb[k] = k < 3 ? f_prev_init[k] : b_prev_init[k - 3];
-    int w_prev = 1, h_prev = 1;
-    fg_level L;
-    for (int l = 0; l <= levels; l++) {
-        /* round half to even, as Python's round */
-        const int w = levels ? (int)nearbyint(pow(W0, (double)l / levels)) : W0;
-        const int h = levels ? (int)nearbyint(pow(H0, (double)l / levels)) : H0;
-        const size_t n = (size_t)w * h;
-        const int level_threads = n < FG_THREADED_PIXELS ? 1 : threads;
-        level_planes(&L, cur_block, w, h);
-        /* source columns of the level's columns -1 .. w (the edges repeated) */
-        for (int x = -1; x <= w; x++) {
-            const int xc = x < 0 ? 0 : x >= w ? w - 1 : x;
-            xs[x + 1] = (int)((int64_t)xc * W0 / w);
-        }
-        for (int y = 0; y < h; y++)
-            ys[y] = (int)((int64_t)y * H0 / h);
-        for (int x = 0; x < w; x++)
-            prev_xs[x] = (int)((int64_t)x * w_prev / w);
-        #pragma omp parallel for schedule(static) num_threads(level_threads)
-        for (int y = 0; y < h; y++) {
-            const size_t row = (size_t)y * L.stride;
-            for (int x = 0; x < w + 2; x++) {
-                const size_t s = (size_t)ys[y] * W0 + xs[x];
-                const unsigned char *px = img->data + s * C;
-                for (int c = 0; c < 3; c++)
-                    L.colour[c][row + x] = byte_colour[px[C >= 3 ? c : 0]];
-                L.alpha[row + x] = alpha[s];
-            }
-            /* F and B of the previous level, resized */
-            const int sy = (int)((int64_t)y * h_prev / h);
-            const size_t prev_plane = (size_t)w_prev * h_prev;
-            for (int x = 0; x < w; x++) {
-                const size_t at = (size_t)sy * w_prev + (size_t)prev_xs[x];
-                for (int c = 0; c < 3; c++) {
-                    L.f[c][row + 1 + x] = prev_fb[c * prev_plane + at];
-                    L.b[c][row + 1 + x] = prev_fb[(3 + c) * prev_plane + at];
-                }
-            }
-        }
-        const int iterations =
-            w <= FG_SMALL_SIZE && h <= FG_SMALL_SIZE ? FG_SMALL_ITERATIONS : FG_BIG_ITERATIONS;
-        for (int it = 0; it < iterations; it++)
-            sweep(&L, progress, terms, level_threads);
-        if (l < levels) {
-            /* this level's F and B, unpadded, for the next */
-            for (int c = 0; c < 3; c++)
-                for (int y = 0; y < h; y++) {
-                    memcpy(prev_fb + c * n + (size_t)y * w, L.f[c] + (size_t)y * L.stride + 1,
-                           (size_t)w * sizeof *prev_fb);
-                    memcpy(prev_fb + (3 + c) * n + (size_t)y * w,
-                           L.b[c] + (size_t)y * L.stride + 1, (size_t)w * sizeof *prev_fb);
-                }
-        }
-        w_prev = w, h_prev = h;
+    for (int r = 0; r < places_max; r++) {
+        atomic_init(&place[r].band, -1);
+        for (int i = 0; i <= FG_SMALL_ITERATIONS; i++)
+            atomic_init(&place[r].progress[i], 0);
     }
-    /* F of the image, its channels interleaved */
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int y = 0; y < H0; y++)
-        for (int x = 0; x < W0; x++)
-            for (int c = 0; c < 3; c++)
-                foreground[((size_t)y * W0 + x) * 3 + c] = L.f[c][(size_t)y * L.stride + 1 + x];
-    free(cur_block), free(prev_fb), free(xs), free(ys), free(prev_xs), free(progress), free(terms);
+    const kernel_isa isa = kernel_isa_best();
+    int prev_w = 1, prev_h = 1;
+    for (int l = 0; l <= levels; l++) {
+        fg_level L = level_shape(W0, H0, levels, l, threads);
+        const int w = L.w, h = L.h;
+        L.place = place;
+        L.image = img->data, L.image_w = W0, L.image_h = H0, L.channels = C;
+        L.alpha = alpha, L.byte_colour = byte_colour;
+        L.xs = xs, L.prev_xs = prev_xs, L.prev_w = prev_w, L.prev_h = prev_h;
+        L.prev_fb = l > 0 ? fb[(levels - l) % 2] : NULL;
+        L.out_fb = l < levels ? fb[(levels - 1 - l) % 2] : NULL;
+        L.foreground = l == levels ? foreground : NULL;
+        for (int p = 0; p < FG_PLANES; p++)
+            L.plane[p] = ring + p * (size_t)L.places * L.band_floats;
+        for (int c = 0; c < 3; c++)
+            L.f_init[c] = f_init[c], L.b_init[c] = b_init[c];
+        /* nearest neighbours: the image's and the previous level's column
+         * of each of this level's */
+        for (int x = 0; x < w; x++) {
+            xs[x] = (int)((int64_t)x * W0 / w);
+            prev_xs[x] = (int)((int64_t)x * prev_w / w);
+        }
+        run_level(&L, isa, (size_t)w * h < FG_THREADED_PIXELS ? 1 : threads);
+        prev_w = w, prev_h = h;
+    }
+    free(ring), free(fb[0]), free(fb[1]), free(xs), free(prev_xs), free(place);
     return 0;
 }
