@@ -8,21 +8,26 @@
 #ifndef U2NET_GUIDED_ROWS_H
 #define U2NET_GUIDED_ROWS_H
 
+#include <stddef.h>
+
 #include "kernels.h"
 
 /* The coefficient planes of a row: a for R, G, B, then b. */
 enum { GUIDED_ROW_PLANES = 4 };
 
 /* r0, r1: the grid rows above and below, upsampled to w columns, planes
- * [GUIDED_ROW_PLANES, w] each; fy the weight of r1; coef [GUIDED_ROW_PLANES,
- * w] receives the row's coefficients r0 + fy (r1 - r0); rgb the guide's row
- * (w RGB bytes, colours byte * (1 / 255)); q its w results. */
+ * [GUIDED_ROW_PLANES, w] each; fy the weight of r1; the row's coefficients
+ * are r0 + fy (r1 - r0), worked out pixel by pixel and not kept (a row of
+ * them written and read back was a third of the loop's memory traffic);
+ * rgb the guide's row (w RGB bytes, colours byte * (1 / 255)); q its w
+ * results. */
 void guided_row_rgb(kernel_isa isa, const float *r0, const float *r1, float fy,
-                    const unsigned char *rgb, int w, float *coef, float *q);
+                    const unsigned char *rgb, int w, float *q);
 void guided_row_rgb_avx2(const float *r0, const float *r1, float fy, const unsigned char *rgb,
-                         int w, float *coef, float *q);
+                         int w, float *q);
 
-/* The row's coefficients alone, for the guides that are not RGB. */
+/* The row's coefficients alone, for the guides that are not RGB: coef
+ * [GUIDED_ROW_PLANES, w]. */
 static inline void guided_row_coefs(const float *restrict r0, const float *restrict r1, float fy,
                                     int w, float *restrict coef)
 {
@@ -32,14 +37,18 @@ static inline void guided_row_coefs(const float *restrict r0, const float *restr
 
 static inline void guided_row_rgb_loop(const float *restrict r0, const float *restrict r1,
                                        float fy, const unsigned char *restrict rgb, int w,
-                                       float *restrict coef, float *restrict q)
+                                       float *restrict q)
 {
-    guided_row_coefs(r0, r1, fy, w, coef);
-    const float *ar = coef, *ag = coef + w, *ab = coef + 2 * w, *b = coef + 3 * w;
     const float k255 = 1.0f / 255.0f;
-    for (int x = 0; x < w; x++)
-        q[x] = ar[x] * (rgb[3 * x] * k255) + ag[x] * (rgb[3 * x + 1] * k255) +
-               ab[x] * (rgb[3 * x + 2] * k255) + b[x];
+    const size_t g = (size_t)w, b = 2 * (size_t)w, o = 3 * (size_t)w;
+    for (int x = 0; x < w; x++) {
+        const float ar = r0[x] + fy * (r1[x] - r0[x]);
+        const float ag = r0[g + x] + fy * (r1[g + x] - r0[g + x]);
+        const float ab = r0[b + x] + fy * (r1[b + x] - r0[b + x]);
+        const float off = r0[o + x] + fy * (r1[o + x] - r0[o + x]);
+        q[x] = ar * (rgb[3 * x] * k255) + ag * (rgb[3 * x + 1] * k255) +
+               ab * (rgb[3 * x + 2] * k255) + off;
+    }
 }
 
 #endif

@@ -7,8 +7,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 void guided_row_rgb_avx2(const float *r0, const float *r1, float fy, const unsigned char *rgb,
-                         int w, float *coef, float *q)
+                         int w, float *q)
 {
-    guided_row_rgb_loop(r0, r1, fy, rgb, w, coef, q);
+    guided_row_rgb_loop(r0, r1, fy, rgb, w, q);
 }
 #endif

@@ -299,7 +299,7 @@ static int guided_filter(const u2net_image *guide, const guided_maps *io, int ra
             const unsigned char *px = guide->data + (size_t)y * W * guide->channels;
             float *out = io->q ? io->q + (size_t)y * W : q_row;
             if (guide->channels == 3) {
-                guided_row_rgb(isa, rows, rows + (size_t)C_PLANES * W, fy, px, W, coef_row, out);
+                guided_row_rgb(isa, rows, rows + (size_t)C_PLANES * W, fy, px, W, out);
             } else {
                 guided_row_coefs(rows, rows + (size_t)C_PLANES * W, fy, W, coef_row);
                 const float *ar = coef_row, *ag = coef_row + W, *ab = coef_row + 2 * (size_t)W,
