@@ -43,6 +43,7 @@
 #ifndef U2NET_FOREGROUND_BAND_H
 #define U2NET_FOREGROUND_BAND_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -63,6 +64,12 @@ typedef struct {
     const float *alpha_up, *f_up[3], *b_up[3];
     const float *alpha_down, *f_down[3], *b_down[3];
 } fg_band;
+
+/* Where slot s, lane k is in a band's plane. */
+static inline size_t fg_slot(int s, int k)
+{
+    return FG_BAND_GUARD + (size_t)s * FG_LANES + (size_t)k;
+}
 
 /* Slots of a band's plane, and its floats. */
 static inline int fg_band_slots(int w)
@@ -117,16 +124,16 @@ foreground_band_steps_of(const fg_band *restrict band, int s0, int s1, const int
     /* the previous step's F and B: the left neighbours */
     fg_vec f_left[3], b_left[3];
     for (int c = 0; c < 3; c++) {
-        FG_LOAD(f_left[c], band->f[c] + FG_BAND_GUARD + (size_t)(s0 - 1) * L);
-        FG_LOAD(b_left[c], band->b[c] + FG_BAND_GUARD + (size_t)(s0 - 1) * L);
+        FG_LOAD(f_left[c], band->f[c] + fg_slot(s0 - 1, 0));
+        FG_LOAD(b_left[c], band->b[c] + fg_slot(s0 - 1, 0));
     }
     for (int s = s0; s < s1; s++) {
-        const size_t at = FG_BAND_GUARD + (size_t)s * L;
+        const size_t at = fg_slot(s, 0);
         /* the slots of the band above and below that meet lanes 0 and L - 1 */
         const int up_slot = s + L - 1 < w + L - 1 ? s + L - 1 : w + L - 1;
         const int down_slot = s - L + 1 < 1 ? 1 : s - L + 1 > w ? w : s - L + 1;
-        const size_t up_at = FG_BAND_GUARD + (size_t)up_slot * L + (L - 1);
-        const size_t down_at = FG_BAND_GUARD + (size_t)down_slot * L;
+        const size_t up_at = fg_slot(up_slot, L - 1);
+        const size_t down_at = fg_slot(down_slot, 0);
         const float *al = band->alpha + at;
         fg_vec a, a_left, a_right, a_up, a_down;
         FG_LOAD(a, al), FG_LOAD(a_left, al - L), FG_LOAD(a_right, al + L);

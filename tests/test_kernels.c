@@ -718,8 +718,8 @@ static void test_foreground_band(int w, int h)
                 y = y < h ? y : h - 1;
                 x = x < 0 ? 0 : x >= w ? w - 1 : x;
                 for (int p = 0; p < PLANES; p++)
-                    start[(p * bands + k) * band_floats + FG_BAND_GUARD + (size_t)s * FG_LANES +
-                          lane] = img[p * n + (size_t)y * w + x];
+                    start[(p * bands + k) * band_floats + fg_slot(s, lane)] =
+                        img[p * n + (size_t)y * w + x];
             }
     for (int i = -1; i < nisas; i++) {
         float *planes = i < 0 ? ref : got;
@@ -753,8 +753,8 @@ static void test_foreground_band(int w, int h)
     double worst = 0.0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            const size_t at = (size_t)(y / FG_LANES) * band_floats + FG_BAND_GUARD +
-                              (size_t)(x + y % FG_LANES + 1) * FG_LANES + (size_t)(y % FG_LANES);
+            const size_t at = (size_t)(y / FG_LANES) * band_floats +
+                              fg_slot(x + y % FG_LANES + 1, y % FG_LANES);
             for (int c = 0; c < 3; c++) {
                 const size_t i = c * n + (size_t)y * w + x;
                 const double ef = fabs(ref[(size_t)(4 + c) * bands * band_floats + at] - f[i]);

@@ -105,12 +105,6 @@ static inline void slot_pixel(const fg_level *L, int band, int k, int s, int *y,
     *x = col < 0 ? 0 : col >= L->w ? L->w - 1 : col;
 }
 
-/* Slot s, lane k of a band's plane. */
-static inline size_t slot(int s, int k)
-{
-    return FG_BAND_GUARD + (size_t)s * FG_LANES + (size_t)k;
-}
-
 /* A band's planes from the image, the alpha and the previous level, a
  * slot (all lanes) at a time, so that every plane is written front to
  * back. */
@@ -133,7 +127,7 @@ static void fill_band(const fg_level *L, int band)
         prev_row[k] = L->prev_fb ? (size_t)((int64_t)y * L->prev_h / L->h) * L->prev_w : 0;
     }
     for (int s = 0; s < slots; s++) {
-        const size_t to = slot(s, 0);
+        const size_t to = fg_slot(s, 0);
         size_t src[FG_LANES], prev[FG_LANES];
         for (int k = 0; k < FG_LANES; k++) {
             const int col = s - k - 1, x = col < 0 ? 0 : col >= L->w ? L->w - 1 : col;
@@ -176,8 +170,8 @@ static void refresh_edges(const fg_level *L, int band)
             }
             int y, xc;
             slot_pixel(L, band, k, s, &y, &xc);
-            const size_t to = base + slot(s, k);
-            const size_t from = base + slot(xc + (y % FG_LANES) + 1, y % FG_LANES);
+            const size_t to = base + fg_slot(s, k);
+            const size_t from = base + fg_slot(xc + (y % FG_LANES) + 1, y % FG_LANES);
             for (int p = FG_F; p < FG_PLANES; p++)
                 L->plane[p][to] = L->plane[p][from];
         }
@@ -191,7 +185,7 @@ static void write_band(const fg_level *L, int band)
     for (int k = 0; k < band_rows(L, band); k++) {
         const size_t row = (size_t)(band * FG_LANES + k) * L->w;
         for (int x = 0; x < L->w; x++) {
-            const size_t at = base + slot(x + k + 1, k);
+            const size_t at = base + fg_slot(x + k + 1, k);
             for (int c = 0; c < 3; c++) {
                 if (L->foreground)
                     L->foreground[(row + x) * 3 + c] = L->plane[FG_F + c][at];
@@ -335,11 +329,13 @@ static fg_level level_shape(int W0, int H0, int levels, int l, int threads)
     return L;
 }
 
-/* A block of memory for the level's planes: in huge pages where the
- * system gives them on request (Linux's transparent huge pages in madvise
- * mode). A call's planes are touched for the first time, and faulting them
- * in 4 KB pages was a fifth of a call on a 0.46 MP photo (26.2 -> 21.6 ms,
- * median of 10 processes, 2 threads). */
+/* A block of memory for the ring and the levels' F and B: in huge pages
+ * where the system gives them on request (Linux's transparent huge pages
+ * in madvise mode). A call touches its blocks for the first time; when the
+ * whole level was held in memory (10 floats a pixel), faulting it in 4 KB
+ * pages was a fifth of a call on a 0.46 MP photo (26.2 -> 21.6 ms, median
+ * of 10 processes, 2 threads, Intel Xeon). With the ring, on the AMD EPYC,
+ * plain malloc measured no different within that machine's noise. */
 static void *big_alloc(size_t bytes)
 {
 #if defined(MADV_HUGEPAGE)
