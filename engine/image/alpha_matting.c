@@ -18,7 +18,7 @@
  * below, the initial guess is the map. At most U2NET_MATTING_MAX_ITERATIONS
  * iterations.
  *
- * Memory is about 350 bytes an unknown pixel and 4 bytes an image pixel.
+ * Memory is about 320 bytes an unknown pixel and 8 bytes an image pixel.
  * When more than MATTING_MAX_VARIABLES pixels are unknown, the image is
  * solved in bands of rows holding at most that many with MATTING_MARGIN
  * rows of overlap each side: a band's unknowns beyond its margins are fixed
@@ -56,7 +56,8 @@
  * IC_REACH either side, the same row IC_REACH to the left. */
 #define IC_REACH 12
 #define IC_SLOTS (4 * IC_REACH + 4)
-#define IC_GROUPS 3                /* its image rows */
+#define IC_GROUPS 3                /* its image rows, in slots of these lengths: */
+enum { GROUP0_LEN = IC_REACH + 3, GROUP1_LEN = 2 * IC_REACH + 1, GROUP2_LEN = IC_REACH };
 /* The backward substitution's rows write into the two rows before them
  * (in the pass: above), up to IC_REACH columns either side: two rows on
  * two threads write disjoint pixels while one stays this far behind. */
@@ -223,16 +224,6 @@ static void window_at(const u2net_image *img, const double *unit, int cx, int cy
     ws->inv[3] = i11 * inv_det, ws->inv[4] = i12 * inv_det, ws->inv[5] = i22 * inv_det;
 }
 
-/* The variables of a group of a factor row: slots [start, start + len)
- * of the group are variables first, first + 1, ... (consecutive: the
- * numbering is in raster order) and the others are not; len = 0 and
- * start = 1 when they are not one such run (the slots are then looked up
- * one by one); len = 0 and start = 0 when there are none. */
-typedef struct {
-    int32_t first;
-    unsigned char start, len;
-} group_run;
-
 /* The state of one solve: the variables are the unknown pixels of rows
  * [y0, y1), numbered in raster order; every other pixel is fixed at
  * fixed[]. L_UU is symmetric and its rows have the 5x5 pattern of their
@@ -240,24 +231,23 @@ typedef struct {
  * are found through var_of, a map of the image padded by PAD_X pixels left
  * and right and PAD_Y above and below: a slot's variable is var_of at the
  * pixel's padded index + the slot's offset - 1, -1 (none) for a fixed pixel
- * or the padding. Index -1 of a, ic, p and zf is a zero row or a zero, so
+ * or the padding. Index -1 of a, ic and p is a zero row or a zero, so
  * that products need no test. */
 typedef struct {
     const u2net_image *img;
     const unsigned char *trimap;
     float *fixed;          /* W*H: the current alpha, 0..1 */
     int32_t *var_of;       /* (W+2 PAD_X)*(H+2 PAD_Y): variable index + 1, 0 for none */
+    float *zpix;           /* the same: the substitutions' z at a variable's pixel, 0 elsewhere */
     ptrdiff_t slot_offset[SLOTS]; /* padded index of each slot from the centre's */
     /* the factor's slots: padded offset from the centre and A's lower
      * slot or -1; in IC_GROUPS runs of consecutive pixels on one image
-     * row each (group_slot, group_len, group_offset: the first slot's
-     * offset); and the runs of slot s's pairs: slot t of a row and slot u
+     * row each (group_offset: the first slot's offset); and the runs of slot s's pairs: slot t of a row and slot u
      * of the row in its slot s are the same pixel for t = pair_t + m,
      * u = pair_u + m, m < pair_len (one run at most for each group of t:
      * the slots of two groups at a fixed offset meet in an interval) */
     ptrdiff_t ic_offset[IC_SLOTS];
     signed char ic_a_slot[IC_SLOTS];
-    int group_slot[IC_GROUPS], group_len[IC_GROUPS];
     ptrdiff_t group_offset[IC_GROUPS];
     unsigned char pair_runs[IC_SLOTS];
     unsigned char pair_t[IC_SLOTS][IC_GROUPS], pair_u[IC_SLOTS][IC_GROUPS], pair_len[IC_SLOTS][IC_GROUPS];
@@ -266,9 +256,7 @@ typedef struct {
     int64_t *pad;          /* its padded pixel index */
     float *a, *a_base;     /* [n, DIAG + 1] the lower half of L_UU */
     float *ic, *ic_base;   /* [n, IC_SLOTS + 1] the factor's row: its slots, then 1 / the diagonal */
-    group_run *run;        /* [n, IC_GROUPS] where each group's variables are */
     double *b, *x, *r, *z, *p, *p_base, *q;
-    float *zf, *zf_base;   /* the substitutions' z, in float */
     /* per image row of the solve */
     int rows;
     size_t *row_start;     /* [rows + 1] its first variable */
@@ -385,8 +373,6 @@ static void ic_pattern(solve_state *st, int64_t Wp)
     int dy[IC_SLOTS], dx[IC_SLOTS], k = 0;
     for (int y = -2; y <= 0; y++) {
         const int lo = y == -2 ? -2 : -IC_REACH, hi = y == 0 ? -1 : IC_REACH;
-        st->group_slot[y + 2] = k;
-        st->group_len[y + 2] = hi - lo + 1;
         st->group_offset[y + 2] = (ptrdiff_t)y * Wp + lo;
         for (int x = lo; x <= hi; x++, k++) {
             dy[k] = y, dx[k] = x;
@@ -493,28 +479,18 @@ static void wavefront(solve_state *st, int backward, int lag, int threads, row_s
     }
 }
 
-/* The runs of the groups of every variable. */
-static void find_runs(solve_state *st, int threads)
+/* sum of a[m] b[m], m < len, in four partial sums: four chains of
+ * additions, not one (ISO C keeps their order; the compiler makes them a
+ * vector) */
+static inline float dot4(const float *restrict a, const float *restrict b, int len)
 {
-    #pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t i = 0; i < st->n; i++)
-        for (int g = 0; g < IC_GROUPS; g++) {
-            const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
-            const int len = st->group_len[g];
-            int m0 = 0, m1 = len - 1;
-            while (m0 < len && var[m0] == 0)
-                m0++;
-            while (m1 >= m0 && var[m1] == 0)
-                m1--;
-            group_run *run = st->run + i * IC_GROUPS + g;
-            run->first = m0 <= m1 ? var[m0] - 1 : 0;
-            run->start = (unsigned char)(m0 <= m1 && var[m1] - var[m0] != m1 - m0);
-            run->len = 0;
-            if (m0 <= m1 && !run->start) {
-                run->start = (unsigned char)m0;
-                run->len = (unsigned char)(m1 - m0 + 1);
-            }
-        }
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int m = 0;
+    for (; m + 4 <= len; m += 4)
+        s0 += a[m] * b[m], s1 += a[m + 1] * b[m + 1], s2 += a[m + 2] * b[m + 2], s3 += a[m + 3] * b[m + 3];
+    for (; m < len; m++)
+        s0 += a[m] * b[m];
+    return (s0 + s1) + (s2 + s3);
 }
 
 /* The incomplete Cholesky factor's rows [v0, v1) of L_UU on the pattern,
@@ -532,19 +508,17 @@ static void factor_rows(solve_state *st, size_t v0, size_t v1)
                 lrow[s] = 0.0f;
                 continue;
             }
-            /* L_is = (A_is - sum over the pairs of L_it L_ju) / L_jj */
+            /* L_is = (A_is - sum over the pairs of L_it L_ju) / L_jj, in
+             * float: each slot needs the ones before it, so a row is one
+             * chain of these sums (in double, each run through a vector
+             * reduction, the whole solve took 15% longer) */
             const float *ljrow = st->ic + (size_t)j * (IC_SLOTS + 1);
-            double v = st->ic_a_slot[s] >= 0 ? arow[st->ic_a_slot[s]] : 0.0;
+            float v = st->ic_a_slot[s] >= 0 ? arow[st->ic_a_slot[s]] : 0.0f;
             for (int q = 0; q < st->pair_runs[s]; q++) {
                 const float *lt = lrow + st->pair_t[s][q], *lu = ljrow + st->pair_u[s][q];
-                const int len = st->pair_len[s][q];
-                float sum = 0.0f;
-                #pragma omp simd reduction(+ : sum)
-                for (int m = 0; m < len; m++)
-                    sum += lt[m] * lu[m];
-                v -= sum;
+                v -= dot4(lt, lu, st->pair_len[s][q]);
             }
-            lrow[s] = (float)(v * ljrow[IC_SLOTS]);
+            lrow[s] = v * ljrow[IC_SLOTS];
             diag -= (double)lrow[s] * lrow[s];
         }
         if (!(diag > 0.0)) {
@@ -555,60 +529,51 @@ static void factor_rows(solve_state *st, size_t v0, size_t v1)
     }
 }
 
-/* Forward substitution, rows [v0, v1): z = L^-1 r. */
+/* Forward substitution, rows [v0, v1): z = L^-1 r, into zpix. A row's
+ * groups are runs of pixels in zpix, whose slots outside the unknowns are
+ * 0 in both the factor and zpix, so each is a dot product of a fixed
+ * length. Only the same row's last pixel, the one just solved, is left to
+ * the end, so that the chain from one variable to the next is a product, a
+ * difference and the scale. */
 static void forward_rows(solve_state *st, size_t v0, size_t v1)
 {
-    float *z = st->zf;
+    float *restrict zpix = st->zpix;
     for (size_t i = v0; i < v1; i++) {
-        const float *lrow = st->ic + i * (IC_SLOTS + 1);
-        double v = st->r[i];
-        for (int g = 0; g < IC_GROUPS; g++) {
-            const group_run *run = st->run + i * IC_GROUPS + g;
-            float sum = 0.0f;
-            if (run->len > 0) {
-                const float *l = lrow + st->group_slot[g] + run->start;
-                const float *zg = z + run->first;
-                #pragma omp simd reduction(+ : sum)
-                for (int m = 0; m < run->len; m++)
-                    sum += l[m] * zg[m];
-            } else if (run->start) {
-                const float *l = lrow + st->group_slot[g];
-                const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
-                for (int m = 0; m < st->group_len[g]; m++)
-                    sum += l[m] * z[var[m] - 1];
-            }
-            v -= sum;
-        }
-        z[i] = (float)(v * lrow[IC_SLOTS]);
+        const float *l0 = st->ic + i * (IC_SLOTS + 1), *l1 = l0 + GROUP0_LEN, *l2 = l1 + GROUP1_LEN;
+        float *zc = zpix + st->pad[i];
+        const float far = (dot4(l0, zc + st->group_offset[0], GROUP0_LEN) +
+                           dot4(l1, zc + st->group_offset[1], GROUP1_LEN)) +
+                          dot4(l2, zc - IC_REACH, GROUP2_LEN - 1);
+        zc[0] = ((float)st->r[i] - far - l2[GROUP2_LEN - 1] * zc[-1]) * l0[IC_SLOTS];
     }
 }
 
-/* Backward substitution, rows [v0, v1) from the last: z = L^-T z, each row
- * final once the later rows have been taken from it, then taken from the
- * earlier rows in its slots. */
+/* Backward substitution, rows [v0, v1) from the last: z = L^-T z, from
+ * zpix into z. A variable's value is final once the rows below have been
+ * taken from it (each takes itself from the two rows above it as it
+ * finishes) and then the same row's later variables, gathered from their
+ * factor rows (pixel +m is slot GROUP0_LEN + GROUP1_LEN + IC_REACH - m of
+ * its row), the one just solved last; then it is taken from the rows
+ * above. */
 static void backward_rows(solve_state *st, size_t v0, size_t v1)
 {
-    float *z = st->zf;
+    float *restrict zpix = st->zpix;
+    const int same = GROUP0_LEN + GROUP1_LEN + IC_REACH;
     for (size_t i = v1; i-- > v0;) {
-        const float *lrow = st->ic + i * (IC_SLOTS + 1);
-        const float zi = z[i] * lrow[IC_SLOTS];
+        const float *l0 = st->ic + i * (IC_SLOTS + 1), *l1 = l0 + GROUP0_LEN;
+        float *zc = zpix + st->pad[i];
+        const int32_t *var = st->var_of + st->pad[i];
+        float acc = zc[0];
+        for (int m = IC_REACH; m >= 1; m--)
+            acc -= st->ic[(ptrdiff_t)(var[m] - 1) * (IC_SLOTS + 1) + same - m] * zc[m];
+        const float zi = acc * l0[IC_SLOTS];
+        zc[0] = zi;
         st->z[i] = zi;
-        for (int g = 0; g < IC_GROUPS; g++) {
-            const group_run *run = st->run + i * IC_GROUPS + g;
-            if (run->len > 0) {
-                const float *l = lrow + st->group_slot[g] + run->start;
-                float *zg = z + run->first;
-                #pragma omp simd
-                for (int m = 0; m < run->len; m++)
-                    zg[m] -= l[m] * zi;
-            } else if (run->start) {
-                const float *l = lrow + st->group_slot[g];
-                const int32_t *var = st->var_of + st->pad[i] + st->group_offset[g];
-                for (int m = 0; m < st->group_len[g]; m++)
-                    if (var[m] > 0)
-                        z[var[m] - 1] -= l[m] * zi;
-            }
-        }
+        float *z0 = zc + st->group_offset[0], *z1 = zc + st->group_offset[1];
+        for (int m = 0; m < GROUP0_LEN; m++)
+            z0[m] -= l0[m] * zi;
+        for (int m = 0; m < GROUP1_LEN; m++)
+            z1[m] -= l1[m] * zi;
     }
 }
 
@@ -722,13 +687,12 @@ static int solve_pcg(solve_state *st, int threads)
 
 static void free_solve(solve_state *st)
 {
-    free(st->pad), free(st->a_base), free(st->ic_base), free(st->run);
-    free(st->b), free(st->x), free(st->r), free(st->z), free(st->zf_base), free(st->p_base), free(st->q);
+    free(st->pad), free(st->a_base), free(st->ic_base);
+    free(st->b), free(st->x), free(st->r), free(st->z), free(st->p_base), free(st->q);
     free(st->row_start), free(st->progress), free(st->partial);
-    st->pad = NULL, st->a = st->a_base = NULL, st->ic = st->ic_base = NULL, st->run = NULL;
+    st->pad = NULL, st->a = st->a_base = NULL, st->ic = st->ic_base = NULL;
     st->b = NULL;
     st->x = st->r = st->z = st->p = st->p_base = st->q = NULL;
-    st->zf = st->zf_base = NULL;
     st->row_start = NULL, st->progress = NULL, st->partial = NULL;
 }
 
@@ -751,22 +715,19 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
     st->pad = malloc(n * sizeof *st->pad);
     st->a_base = calloc((n + 1) * (DIAG + 1), sizeof *st->a_base);
     st->ic_base = calloc((n + 1) * (IC_SLOTS + 1), sizeof *st->ic_base);
-    st->run = malloc(n * IC_GROUPS * sizeof *st->run);
     st->b = malloc(n * sizeof(double)), st->x = malloc(n * sizeof(double));
     st->r = malloc(n * sizeof(double)), st->z = malloc(n * sizeof(double));
-    st->zf_base = calloc(n + 1, sizeof(float));
     st->p_base = calloc(n + 1, sizeof(double)), st->q = malloc(n * sizeof(double));
     st->row_start = malloc(((size_t)st->rows + 1) * sizeof *st->row_start);
     st->progress = malloc((size_t)st->rows * sizeof *st->progress);
     st->partial = malloc(2 * chunks * sizeof *st->partial);
-    if (!st->pad || !st->a_base || !st->ic_base || !st->run || !st->b || !st->x || !st->r || !st->z || !st->zf_base ||
+    if (!st->pad || !st->a_base || !st->ic_base || !st->b || !st->x || !st->r || !st->z ||
         !st->p_base || !st->q || !st->row_start || !st->progress || !st->partial) {
         free_solve(st);
         return -1;
     }
     st->a = st->a_base + (DIAG + 1);
     st->ic = st->ic_base + (IC_SLOTS + 1);
-    st->zf = st->zf_base + 1;
     st->p = st->p_base + 1;
     size_t v = 0;
     for (int y = y0; y < y1; y++) {
@@ -787,7 +748,6 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
     }
     /* the factorization may break down (a pivot <= 0); a larger diagonal
      * shift always succeeds eventually, since L_UU is positive semi-definite */
-    find_runs(st, threads);
     static const double shifts[] = {1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0};
     for (size_t t = 0; t < sizeof shifts / sizeof *shifts; t++) {
         st->shift = shifts[t];
@@ -801,6 +761,7 @@ static int solve_rows(solve_state *st, int y0, int y1, int keep0, int keep1)
         const size_t pi = pixel_of(st, st->pad[i]);
         const int y = (int)(pi / (size_t)W);
         st->var_of[st->pad[i]] = 0;
+        st->zpix[st->pad[i]] = 0.0f;
         if (y >= keep0 && y < keep1) {
             const double a = st->x[i];
             st->fixed[pi] = (float)(a < 0.0 ? 0.0 : a > 1.0 ? 1.0 : a);
@@ -902,7 +863,9 @@ int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, con
     st.trimap = trimap;
     st.fixed = alpha;
     st.var_of = calloc((size_t)(W + 2 * PAD_X) * (H + 2 * PAD_Y), sizeof *st.var_of);
-    if (!st.var_of) {
+    st.zpix = calloc((size_t)(W + 2 * PAD_X) * (H + 2 * PAD_Y), sizeof *st.zpix);
+    if (!st.var_of || !st.zpix) {
+        free(st.var_of), free(st.zpix);
         set_error(err, U2NET_ENOMEM, "out of memory for alpha matting of a %dx%d image", W, H);
         return U2NET_ENOMEM;
     }
@@ -934,7 +897,7 @@ int u2net_alpha_matting(const u2net_image *img, const unsigned char *trimap, con
             y = core_end;
         }
     }
-    free(st.var_of);
+    free(st.var_of), free(st.zpix);
     if (rc) {
         set_error(err, U2NET_ENOMEM, "out of memory for alpha matting of a %dx%d image", W, H);
         return U2NET_ENOMEM;
